@@ -1,0 +1,106 @@
+"""Shared fixtures. Tools a test needs may be missing on a laptop (skip), never under CI=true (fail)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_USER = os.environ.get("VENVROOT_TEST_USER", "venvroot-test")
+
+
+def missing(reason: str) -> None:
+    """Skip on a developer's machine; fail in CI, where every tool must be present."""
+    if IN_CI:
+        pytest.fail(f"required under CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def need(tool: str) -> str:
+    """Return the path of ``tool`` or skip/fail."""
+    path = shutil.which(tool)
+    if path is None:
+        missing(f"{tool} is not installed")
+    return path  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def unprivileged_user() -> pwd.struct_passwd:
+    """An unprivileged account that can run this interpreter (created by .ci/setup)."""
+    if os.getuid() != 0:
+        return pwd.getpwuid(os.getuid())
+    try:
+        entry = pwd.getpwnam(TEST_USER)
+    except KeyError:
+        missing(f"no user {TEST_USER!r}; .ci/setup creates it")
+    probe = subprocess.run(
+        ["runuser", "-u", TEST_USER, "--", sys.executable, "-c", "import venvroot"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        missing(f"{TEST_USER} cannot run {sys.executable} with venvroot: {probe.stderr.strip()}")
+    return entry
+
+
+def as_user(user: pwd.struct_passwd, argv: list[str]) -> list[str]:
+    """Prefix ``argv`` so that it runs as ``user`` (a no-op when we already are that user)."""
+    if os.getuid() == user.pw_uid:
+        return argv
+    return ["runuser", "-u", user.pw_name, "--", *argv]
+
+
+@pytest.fixture
+def shared_tmp(unprivileged_user: pwd.struct_passwd) -> Iterator[Path]:
+    """A temporary directory owned by the unprivileged user (pytest's tmp_path is root-only)."""
+    path = Path(tempfile.mkdtemp(prefix="venvroot-test-"))
+    os.chown(path, unprivileged_user.pw_uid, unprivileged_user.pw_gid)
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def build_busybox_root(dest: Path) -> Path:
+    """A minimal root: busybox-static with its applets, /etc/passwd and empty mount points."""
+    busybox = shutil.which("busybox")
+    if busybox is None or "static" not in subprocess.run(
+        ["file", "-L", busybox], capture_output=True, text=True
+    ).stdout + _static_hint(busybox):
+        missing("busybox-static is not installed")
+    for d in ("bin", "etc", "dev", "proc", "sys", "tmp", "root", "home", "usr/bin", "sbin"):
+        (dest / d).mkdir(parents=True, exist_ok=True)
+    (dest / "tmp").chmod(0o1777)
+    shutil.copy2(busybox, dest / "bin" / "busybox")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        link = dest / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (dest / "etc" / "group").write_text("root:x:0:\n")
+    (dest / "etc" / "hostname").write_text("busybox-root\n")
+    return dest
+
+
+def _static_hint(path: str) -> str:
+    # `file` may be absent; ldd says "not a dynamic executable" for static binaries.
+    out = subprocess.run(["ldd", path], capture_output=True, text=True)
+    return "static" if out.returncode != 0 or "not a dynamic" in out.stdout + out.stderr else ""
+
+
+@pytest.fixture(scope="session")
+def busybox_root() -> Iterator[Path]:
+    """A busybox root readable by everyone, shared by the session's tests (treat as read-only)."""
+    base = Path(tempfile.mkdtemp(prefix="venvroot-bbroot-"))
+    base.chmod(0o755)
+    root = build_busybox_root(base / "root")
+    yield root
+    shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,95 @@
+"""The docker backend's standard-library Engine API client: its JSON against the json module, its
+HTTP against the real daemon, and the address taken from DOCKER_HOST."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+
+import pytest
+from docker_helpers import daemon_fixture  # noqa: F401 - the daemon fixture
+
+from venvroot.backends.docker import engine, layout
+from venvroot.backends.docker.engine import Connection, DaemonUnreachableError, EngineError
+
+SAMPLES = [
+    {},
+    [],
+    "",
+    {"Id": "abc", "Running": False, "ExitCode": 0, "Pid": 1234, "Nothing": None, "F": 1.5e3, "N": -7},
+    {"nested": {"list": [1, [2, {"x": "y"}], True, False, None], "empty": {}, "s": 'a"b\\c/d'}},
+    "tab\there\nnewline\r\x00\x01\x1f del\x7f é 漢字 😀 \u2028",
+    ["spaces  ", " ", "quotes '\" ", "$HOME", "(", "-n", "\\n literal"],
+]
+
+
+@pytest.mark.parametrize("value", SAMPLES)
+def test_json_round_trips_like_the_json_module(value: object) -> None:
+    assert json.loads(engine.dumps(value)) == value
+    assert engine.loads(json.dumps(value)) == value
+    assert engine.loads(json.dumps(value, ensure_ascii=False, indent=2)) == value
+
+
+def test_json_random_strings() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        ranges = [(0, 128), (128, 0xD800), (0xE000, 0x110000)]
+        text = "".join(chr(rng.randrange(*rng.choice(ranges))) for _ in range(rng.randrange(0, 40)))
+        assert json.loads(engine.dumps(text)) == text
+        assert engine.loads(json.dumps(text)) == text
+
+
+def test_json_rejects_garbage() -> None:
+    for bad in ('{"a" 1}', "[1 2]", '"open', "nope", '{"a":1} x'):
+        with pytest.raises((ValueError, IndexError, KeyError)):
+            engine.loads(bad)
+
+
+def test_requests_and_errors_against_the_daemon(daemon: None) -> None:
+    conn = Connection()
+    try:
+        status, body = conn.request("GET", "/_ping")
+        assert (status, body) == (200, b"OK")
+        version = conn.call("GET", "/version")  # keep-alive: the same connection again
+        assert isinstance(version, dict) and version["ApiVersion"]
+        listed = conn.call("GET", "/containers/json?all=1")  # large answers come chunked
+        assert isinstance(listed, list)
+        with pytest.raises(EngineError) as caught:
+            conn.call("GET", "/containers/venvroot-no-such-container/json")
+        assert caught.value.status == 404 and "No such container" in str(caught.value)
+    finally:
+        conn.close()
+
+
+def test_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    assert engine.daemon_address() == (socket.AF_UNIX, "/var/run/docker.sock", "unix:///var/run/docker.sock")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
+    assert engine.daemon_address()[1] == "/run/user/1000/docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.1.2.3:2375")
+    assert engine.daemon_address()[:2] == (socket.AF_INET, ("10.1.2.3", 2375))
+    for unsupported in ("ssh://me@box", "npipe:////./pipe/docker_engine"):
+        monkeypatch.setenv("DOCKER_HOST", unsupported)
+        with pytest.raises(DaemonUnreachableError, match="is not supported"):
+            engine.daemon_address()
+
+
+def test_tcp_without_a_daemon_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a free port: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{port}")
+    with pytest.raises(
+        DaemonUnreachableError, match=f"cannot reach the Docker daemon at tcp://127.0.0.1:{port}"
+    ):
+        Connection()
+
+
+def test_names_are_valid_for_docker() -> None:
+    for env in ("/home/u/My Project/.venv", "/tmp/x_-_y/.venv", "/a/b/ünï côdé/env", "/tmp/-/_"):
+        name = layout.container_name(env)
+        assert name.startswith("venvroot-") and all(c.isalnum() or c in "_.-" for c in name)
+        repo = layout.image_repository(env)
+        assert repo == repo.lower() and "--" not in repo and "-_" not in repo
+        assert layout.container_name(env) != layout.container_name(env + "2")

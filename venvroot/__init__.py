@@ -1,0 +1,36 @@
+"""venvroot: virtualenv for whole systems.
+
+The library API (the CLI is a thin layer over it)::
+
+    from venvroot import Settings, create, Environment
+    env = create(Settings(path=Path("proj/.venv")))
+    env = Environment.open("proj/.venv")
+    env.settings
+
+Heavy modules load on first use so that shims, which import this package, stay fast.
+"""
+
+from __future__ import annotations
+
+from .version import __version__
+
+TYPE_CHECKING = False  # importing typing costs ~8 ms, and every shim imports this package
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .env import Environment, create
+    from .settings import Settings
+
+__all__ = ["Environment", "Settings", "__version__", "create"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Environment", "create"):
+        from . import env
+
+        return getattr(env, name)
+    if name == "Settings":
+        from .settings import Settings
+
+        return Settings
+    raise AttributeError(name)

@@ -1,0 +1,15 @@
+"""Backends: ``ns`` (namespaces, the default) and ``docker``. Loaded lazily by name."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .base import Backend
+
+
+def load_backend(settings: Settings) -> Backend:
+    module = importlib.import_module(f"venvroot.backends.{settings.backend}.backend")
+    return module.Backend(settings)

@@ -1,0 +1,445 @@
+"""Management side of the ``docker`` backend, through the docker SDK.
+
+Create, in order: check the daemon and the image (pulling it if it is not local); make a setup
+container from the image, merge the env's user into its ``/etc/passwd`` and ``/etc/group`` and
+make its home (archive API, no tool of the image's), and commit that as the env's *base image*;
+create the env's container from the base image with the env's mounts, keeping its spec in the
+state directory so that a shim can recreate it after ``reset``; start it and, when the image has
+a Python, make the env a Python virtual environment with it. Everything made outside the env
+directory carries the label ``io.venvroot.env=<path>``, which is how ``destroy`` finds it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import os
+import stat
+import tarfile
+import tempfile
+import time
+from functools import cached_property
+from typing import Any
+
+from ...envconfig import EnvConfig, unquote
+from ...errors import UsageError, VenvrootError
+from ...mapping import UserSpec
+from ..base import Backend as BaseBackend
+from . import layout, mounts, session, users
+from .engine import Connection, encode, error_message
+from .run import DEFAULT_PATH, Usage, ensure_running, live_sessions
+
+# The container's main process, needing nothing but /bin/sh: it waits on a stdin that never
+# delivers (the daemon holds it open) and leaves at once on SIGTERM (`docker stop`, deactivate).
+KEEPER = 'trap "exit 0" TERM INT HUP; while read -r _; do :; done'
+# Exit 0 when $1 (a name looked up on PATH, or a path) is an executable file.
+FIND_PROGRAM = (
+    'case $1 in */*) [ -f "$1" ] && [ -x "$1" ]; exit ;; esac; set -f; IFS=:; '
+    'for d in $PATH; do [ -f "${d:-.}/$1" ] && [ -x "${d:-.}/$1" ] && exit 0; done; exit 1'
+)
+
+
+class Backend(BaseBackend):
+    name = "docker"
+    uses_session = True
+
+    @property
+    def env_dir(self) -> str:
+        return str(self.settings.path)
+
+    @property
+    def state(self) -> layout.StateDir:
+        return layout.StateDir(self.env_dir)
+
+    @property
+    def container(self) -> str:
+        return self.settings.extra.get(layout.CFG_CONTAINER) or layout.container_name(self.env_dir)
+
+    @cached_property
+    def client(self) -> Any:
+        import docker
+
+        ping()  # the stdlib client's messages are the clear ones
+        try:
+            return docker.from_env()
+        except docker.errors.DockerException as exc:
+            raise VenvrootError(f"cannot use the Docker daemon: {exc}") from None
+
+    # -- create ----------------------------------------------------------------------------
+    def preflight(self) -> None:
+        mounts.check_project(self.env_dir)
+        UserSpec.parse(self.settings.user)
+        mounts.container_mounts(self.env_dir, self.settings.directory)  # checks --directory specs
+        self._image  # noqa: B018 - resolves (or pulls) the image, or says why it cannot
+        found = self._find_container()
+        if found is not None and found.labels.get(layout.LABEL_ENV) != self.env_dir:
+            raise VenvrootError(
+                f"a container named {self.container} exists and is not this environment's "
+                f"(it belongs to {found.labels.get(layout.LABEL_ENV) or 'nobody known'}); remove it"
+            )
+
+    @cached_property
+    def _image(self) -> Any:
+        import docker
+
+        ref = self.settings.image
+        if not ref:
+            raise UsageError("the docker backend needs an image: add --image IMAGE")
+        try:
+            return self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise VenvrootError(f"cannot look up image {ref}: {_explain(exc)}") from None
+        from docker.utils import parse_repository_tag
+
+        repo, tag = parse_repository_tag(ref)
+        try:
+            self.client.api.pull(repo, tag=tag or "latest")
+            return self.client.images.get(ref)
+        except docker.errors.APIError as exc:
+            raise VenvrootError(
+                f"image {ref} is not on this machine and pulling it failed ({_explain(exc)}); "
+                f"build it or `docker pull {ref}` first"
+            ) from None
+
+    def create(self) -> None:
+        state = self.state
+        os.makedirs(state.inner_bin)
+        os.makedirs(state.sessions)
+        for path in (state.lock, os.path.join(state.sessions, ".lock"), state.watcher_lock):
+            open(path, "a").close()
+        self._remove_containers()  # a leftover of an env that once lived at this path
+        account, base = self._make_base_image()
+        spec = self._container_spec(base, account)
+        with open(state.container_spec, "wb") as handle:
+            handle.write(encode(spec))
+        extra = self.settings.extra
+        extra[layout.CFG_CONTAINER] = self.container
+        extra["docker-image-id"] = self._image.id
+        extra["docker-base-image"] = base
+        image_path = _env_value(self._image.attrs, "PATH") or DEFAULT_PATH
+        extra[layout.CFG_PATH] = f"{self.env_dir}/bin:{image_path}"
+        if not UserSpec.parse(self.settings.user).is_caller:
+            extra[layout.CFG_USER] = account.user_spec
+            extra[layout.CFG_LOGIN] = account.name
+            extra[layout.CFG_HOME] = account.home
+        self._use()
+        self._setup_python()
+
+    def _make_base_image(self) -> tuple[users.Account, str]:
+        """Merge the env's user into the image; commit the result as the env's base image."""
+        import docker
+
+        labels = self._labels() | {layout.LABEL_ROLE: "base"}
+        api = self.client.api
+        try:
+            setup = api.create_container_from_config(
+                {"Image": self._image.id, "Entrypoint": ["/bin/sh"], "Cmd": [], "Labels": labels}, None
+            )["Id"]
+        except docker.errors.APIError as exc:
+            raise VenvrootError(
+                f"cannot make a container from {self.settings.image}: {_explain(exc)}"
+            ) from None
+        try:
+            passwd = self._read_file(setup, "/etc/passwd")
+            group = self._read_file(setup, "/etc/group")
+            account = users.resolve(UserSpec.parse(self.settings.user), passwd)
+            files = {
+                "etc/passwd": users.merge_passwd(passwd, account),
+                "etc/group": users.merge_group(group, account),
+            }
+            home = None if self._exists(setup, account.home) else account.home
+            api.put_archive(setup, "/", _tar(files, home, account))
+            committed = api.commit(setup, repository=layout.image_repository(self.env_dir), tag="base")
+            return account, committed["Id"]
+        except docker.errors.APIError as exc:
+            raise VenvrootError(f"cannot prepare the image {self.settings.image}: {_explain(exc)}") from None
+        finally:
+            with contextlib.suppress(docker.errors.APIError):  # else destroy finds it by its label
+                api.remove_container(setup, force=True)
+
+    def _read_file(self, container: str, path: str) -> str:
+        import docker
+
+        try:
+            stream, _stat = self.client.api.get_archive(container, path)
+        except docker.errors.NotFound:
+            return ""
+        data = b"".join(stream)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    return extracted.read().decode("utf-8", "surrogateescape") if extracted else ""
+        return ""
+
+    def _exists(self, container: str, path: str) -> bool:
+        import docker
+
+        try:
+            stream, _stat = self.client.api.get_archive(container, path)
+        except docker.errors.NotFound:
+            return False
+        if hasattr(stream, "close"):
+            stream.close()
+        return True
+
+    def _labels(self) -> dict[str, str]:
+        return {
+            layout.LABEL_ENV: self.env_dir,
+            layout.LABEL_OWNER: _login_name(),
+            layout.LABEL_IMAGE: self.settings.image or "",
+        }
+
+    def _container_spec(self, base: str, account: users.Account) -> dict:
+        hostname = self.settings.hostname or os.uname().nodename
+        short, _, domain = hostname.partition(".")
+        host_config: dict[str, Any] = {
+            "Mounts": mounts.container_mounts(self.env_dir, self.settings.directory),
+            "Init": True,  # reaps what programs leave behind, passes SIGTERM to the keeper
+            "RestartPolicy": {"Name": "no"},
+        }
+        if UserSpec.parse(self.settings.user).is_caller and account.groups:
+            host_config["GroupAdd"] = [str(gid) for _name, gid in account.groups]
+        return {
+            "Image": base,
+            "Entrypoint": ["/bin/sh", "-c", KEEPER],
+            "Cmd": None,
+            "OpenStdin": True,
+            "StdinOnce": False,
+            "Tty": False,
+            "WorkingDir": "/",
+            "Hostname": short,
+            "Domainname": domain,
+            "Labels": self._labels() | {layout.LABEL_ROLE: "container"},
+            "HostConfig": host_config,
+        }
+
+    def _setup_python(self) -> None:
+        """Make the env a Python virtual environment with the image's interpreter, if it has one."""
+        wanted = self.settings.python
+        found = next(
+            (py for py in ([wanted] if wanted else ["python3", "python"]) if self.has_program(py)), None
+        )
+        if found is None:
+            if wanted:
+                raise UsageError(
+                    f"-p {wanted}: no such interpreter in the image {self.settings.image}; give one it has"
+                )
+            return
+        code, _out, err = self._capture([found, "-m", "venv", self.env_dir])
+        if code and "ensurepip" in err:  # e.g. Debian without python3-venv's ensurepip: no pip then
+            code, _out, err = self._capture([found, "-m", "venv", "--without-pip", self.env_dir])
+        if code:
+            last = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+            raise VenvrootError(f"making the Python virtual environment with {found} failed: {last}")
+
+    # -- running things inside during management -------------------------------------------
+    def _cfg(self) -> EnvConfig:
+        values: dict[str, list[str]] = {}
+        for line in self.settings.to_cfg().splitlines():
+            key, sep, raw = line.partition(" = ")
+            if sep:
+                values.setdefault(key, []).append(unquote(raw))
+        return EnvConfig(self.env_dir, values)
+
+    def _use(self) -> None:
+        """Have the container running for this process; when the process ends, stop it again
+        unless it is persistent or an activated shell uses it (the shims' protocol)."""
+        if getattr(self, "_usage", None) is None:
+            self._usage = Usage(self.state, persistent=self.settings.persistent)
+            atexit.register(self._release)
+        conn = Connection()
+        try:
+            ensure_running(conn, self.container, self.state)
+        except VenvrootError as exc:
+            raise VenvrootError(f"{exc}{_hint_no_shell(str(exc), self.settings.image)}") from None
+        finally:
+            conn.close()
+
+    def _release(self) -> None:
+        usage, self._usage = self._usage, None
+        if usage is not None:
+            with contextlib.suppress(VenvrootError):  # e.g. destroyed meanwhile
+                usage.release(self.container)
+
+    def _capture(self, argv: list[str]) -> tuple[int, str, str]:
+        self._use()
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            code = session.run_inside(self._cfg(), argv, out.fileno(), err.fileno(), cwd=self.env_dir)
+            out.seek(0)
+            err.seek(0)
+            return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+    def has_program(self, program: str) -> bool:
+        code, _out, _err = self._capture(["/bin/sh", "-c", FIND_PROGRAM, "venvroot", program])
+        return code == 0
+
+    def programs_to_link(self) -> list[str]:
+        """The env's own programs (the Python venv's ``bin``: python, pip, console scripts)."""
+        state = self.state
+        try:
+            mtime = os.stat(state.inner_bin).st_mtime_ns
+            names = sorted(os.listdir(state.inner_bin))
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            if name.startswith(("activate", "Activate", ".")):
+                continue
+            # A symlink points into the container (python -> /usr/bin/python3): take it as it is.
+            st = os.lstat(os.path.join(state.inner_bin, name))
+            if stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
+                found.append(name)
+        with open(state.synced, "w", encoding="ascii") as handle:
+            handle.write(f"{mtime}\n")
+        return found
+
+    # -- sessions --------------------------------------------------------------------------
+    def session_start(self, shell_pid: int) -> None:
+        session.start(self._cfg(), shell_pid)
+
+    def session_stop(self, shell_pid: int) -> None:
+        session.stop(self._cfg(), shell_pid)
+
+    # -- reset, destroy, info --------------------------------------------------------------
+    def reset(self) -> None:
+        """Remove the container (a shim recreates it from the base image on next use). If the
+        base image is gone, rebuild it from the original image."""
+        import docker
+
+        self._remove_containers()
+        base = self.settings.extra.get("docker-base-image", "")
+        try:
+            self.client.images.get(base)
+        except (docker.errors.ImageNotFound, docker.errors.NullResource):
+            account, base = self._make_base_image()
+            with open(self.state.container_spec, "wb") as handle:
+                handle.write(encode(self._container_spec(base, account)))
+            self.settings.extra["docker-base-image"] = base
+            from ...envconfig import CFG_NAME
+
+            (self.settings.path / CFG_NAME).write_text(self.settings.to_cfg(), encoding="utf-8")
+
+    def destroy(self) -> None:
+        """Remove the env's containers and every image it made (found by label)."""
+        import docker
+
+        self._remove_containers()
+        for image in self.client.images.list(
+            all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"}
+        ):
+            try:
+                self.client.api.remove_image(image.id, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                raise VenvrootError(
+                    f"cannot remove the env's image {image.short_id}: {_explain(exc)}"
+                ) from None
+
+    def _find_container(self) -> Any:
+        import docker
+
+        try:
+            return self.client.containers.get(self.container)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise VenvrootError(f"cannot look up container {self.container}: {_explain(exc)}") from None
+
+    def _remove_containers(self) -> None:
+        import docker
+
+        found = {
+            c.id: c
+            for c in self.client.containers.list(
+                all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"}
+            )
+        }
+        named = self._find_container()
+        if named is not None and named.labels.get(layout.LABEL_ENV) == self.env_dir:
+            found[named.id] = named
+        for container in found.values():
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                raise VenvrootError(f"cannot remove container {container.name}: {_explain(exc)}") from None
+        # A removal is asynchronous for the name; wait until the name is free again.
+        for _ in range(50):
+            if self._find_container() is None:
+                break
+            time.sleep(0.05)
+
+    def info(self) -> dict[str, str]:
+        facts = {"container": self.container}
+        try:
+            found = self._find_container()
+        except VenvrootError as exc:
+            facts["container state"] = f"unknown ({exc})"
+            return facts
+        facts["container state"] = found.status if found is not None else "absent (made on next use)"
+        if self.settings.extra.get("docker-base-image"):
+            facts["base image"] = self.settings.extra["docker-base-image"][:19]
+        facts["sessions"] = str(len(live_sessions(self.state)))
+        facts["env python"] = "yes" if os.path.exists(os.path.join(self.env_dir, "pyvenv.cfg")) else "no"
+        return facts
+
+
+def ping() -> None:
+    conn = Connection()
+    try:
+        status, data = conn.request("GET", "/_ping")
+    finally:
+        conn.close()
+    if status != 200:
+        raise VenvrootError(
+            f"the Docker daemon at {conn.display} does not answer properly: {error_message(data) or status}"
+        )
+
+
+def _explain(exc: Any) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
+
+
+def _hint_no_shell(message: str, image: str | None) -> str:
+    if "/bin/sh" in message and ("no such file" in message or "not found" in message):
+        return f" (the image {image} has no /bin/sh, which venvroot's docker backend needs)"
+    return ""
+
+
+def _env_value(attrs: dict, key: str) -> str | None:
+    for item in (attrs.get("Config") or {}).get("Env") or []:
+        name, _, value = item.partition("=")
+        if name == key:
+            return value
+    return None
+
+
+def _login_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def _tar(files: dict[str, str], home: str | None, account: users.Account) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, text in files.items():
+            data = text.encode("utf-8", "surrogateescape")
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        if home:
+            info = tarfile.TarInfo(home.strip("/"))
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+            info.uid, info.gid = account.uid, account.gid
+            tar.addfile(info)
+    return buf.getvalue()

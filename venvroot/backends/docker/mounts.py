@@ -1,0 +1,107 @@
+"""The container's mounts: the same path mapping as the ``ns`` backend.
+
+* the project directory (the env's parent) and the env directory, read-write at their own paths;
+* the env's own ``bin`` (state/bin) over ``<env>/bin``, so the host's shims never shadow the
+  programs inside;
+* the host's ``/`` read-only at ``/r``; each real filesystem mounted below ``/`` is bound on its
+  own, read-only and non-recursively: a recursive read-only bind leaves submounts writable on
+  Docker Engines before 25, and kernel filesystems (proc, sys, dev...) have no business there;
+* ``--directory HOST[:INSIDE][:rw|ro]`` extras.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...errors import UsageError
+from ...mapping import DirectoryMapping
+from .layout import StateDir
+
+# Filesystems that hold files (kernel interfaces such as proc or cgroup do not; another user's
+# FUSE mount cannot even be read by the daemon and would stop the container from starting).
+FILE_SYSTEMS = {
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs", "reiserfs", "vfat", "exfat",
+    "ntfs", "ntfs3", "fuseblk", "tmpfs", "ramfs", "nfs", "nfs4", "cifs", "smb3", "9p", "virtiofs",
+    "squashfs", "iso9660", "udf", "erofs", "overlay", "bcachefs",
+}  # fmt: skip
+SKIPPED_TREES = ("/proc", "/sys", "/dev", "/var/lib/docker", "/run/docker", "/var/run/docker", "/r")
+# A project directory that is one of these would put a host system directory over the image's.
+SYSTEM_DIRS = {
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+    "/sbin", "/sys", "/usr", "/var", "/r",
+}  # fmt: skip
+
+
+def check_project(env_dir: str) -> None:
+    project = os.path.dirname(env_dir)
+    if project in SYSTEM_DIRS or project.startswith(("/usr/", "/proc/", "/sys/", "/dev/")):
+        raise UsageError(
+            f"the env's project directory {project} would be mounted over the image's own {project}; "
+            "put the environment in a project directory instead (e.g. ~/proj/.venv)"
+        )
+
+
+def bind(source: str, target: str, writable: bool, recursive: bool = True) -> dict:
+    mount: dict = {"Type": "bind", "Source": source, "Target": target, "ReadOnly": not writable}
+    if not recursive:
+        mount["BindOptions"] = {"NonRecursive": True}
+    return mount
+
+
+def host_mounts() -> list[str]:
+    """Mount points of real filesystems below ``/`` in our mount namespace, outermost first."""
+    points: list[str] = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return points
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        point = _unescape(fields[4])
+        fstype = right.split()[0]
+        if point == "/" or fstype not in FILE_SYSTEMS:
+            continue
+        if any(point == t or point.startswith(t + "/") for t in SKIPPED_TREES):
+            continue
+        if (os.path.isdir(point) or os.path.isfile(point)) and point not in points:
+            points.append(point)
+    return sorted(points, key=lambda p: p.count("/"))
+
+
+def _unescape(text: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as \\ooo.
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1 : i + 4].isdigit():
+            out.append(chr(int(text[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def container_mounts(env_dir: str, directories: list[str]) -> list[dict]:
+    project = os.path.dirname(env_dir)
+    mounts = [bind("/", "/r", writable=False, recursive=False)]
+    mounts += [bind(p, "/r" + p, writable=False, recursive=False) for p in host_mounts()]
+    mounts.append(bind(project, project, writable=True))
+    mounts.append(bind(env_dir, env_dir, writable=True))
+    mounts.append(bind(StateDir(env_dir).inner_bin, os.path.join(env_dir, "bin"), writable=True))
+    targets = {m["Target"] for m in mounts}
+    for spec in directories:
+        d = DirectoryMapping.parse(spec, check_exists=False)
+        if not os.path.exists(d.host):
+            raise UsageError(f"--directory {spec}: {d.host} does not exist; create it or fix the path")
+        if d.inside in targets or d.inside == "/" or d.inside == "/r" or d.inside.startswith("/r/"):
+            raise UsageError(
+                f"--directory {spec}: {d.inside} is already mapped (or is / or under /r); choose another "
+                "inside path"
+            )
+        targets.add(d.inside)
+        mounts.append(bind(d.host, d.inside, writable=d.writable))
+    return mounts

@@ -1,0 +1,327 @@
+"""The docker backend's hot path: run one program in the env's container, as a shim does.
+
+Standard library only. Order of work: map cwd, user and environment; take the env's usage lock
+(shared); exec into the container, starting it (or recreating it after a reset) on demand; relay
+stdio and signals; then, for a non-persistent env used outside any activation, stop the container
+again when this was its last user; and give console scripts that appeared in the env's Python
+their shims.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...errors import VenvrootError
+from . import layout
+from .engine import Connection, EngineError, quote_path
+from .process import RemoteProcess, exec_body
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Host variables that would mislead programs in the container (PATH is replaced; the others name
+# host libraries, the host's Python installation or the host's name).
+DROPPED_ENV = ("PATH", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME")
+
+
+def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.envconfig.EnvConfig
+    env_dir = cfg.env_dir
+    tty = os.isatty(0) and os.isatty(1)
+    cwd = inside_cwd(env_dir, cfg.get_list("directory"))
+    body = exec_body(
+        [program, *args],
+        env_dir=env_dir,
+        cwd=cwd,
+        env=inside_environ(cfg, cwd),
+        user=cfg.get(layout.CFG_USER) or f"{os.getuid()}:{os.getgid()}",
+        tty=tty,
+    )
+    state = layout.StateDir(env_dir)
+    usage = Usage(state, persistent=cfg.get_bool("persistent"))
+    container = cfg.get(layout.CFG_CONTAINER) or layout.container_name(env_dir)
+    try:
+        proc = RemoteProcess(container, body, tty)
+        start_exec(proc, state)
+        code = _with_terminal(proc) if tty else proc.run(_stdin())
+    finally:
+        usage.release(container)
+    sync_shims(state)
+    if code > 128 and code - 128 in proc.forwarded:
+        _die_like(code - 128)
+    return code
+
+
+def start_exec(proc: RemoteProcess, state: layout.StateDir) -> None:
+    """Create ``proc``'s exec, starting or recreating the container when it is not running."""
+    conn = Connection()
+    try:
+        proc.create(conn)
+        return
+    except EngineError as exc:
+        if exc.status not in (404, 409):
+            raise VenvrootError(f"cannot run in container {proc.container}: {exc}") from None
+        ensure_running(conn, proc.container, state, missing=exc.status == 404)
+    try:
+        proc.create(conn)
+    except EngineError as exc:
+        if exc.status != 409:
+            raise VenvrootError(f"cannot run in container {proc.container}: {exc}") from None
+        raise VenvrootError(_why_not_running(conn, proc.container)) from None
+
+
+def _why_not_running(conn: Connection, container: str) -> str:
+    """The container stopped again right after it was started: say why, as far as we can tell."""
+    from .engine import loads
+
+    status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
+    found = loads(data.decode("utf-8", "replace")) if status == 200 else {}
+    run_state = found.get("State", {}) if isinstance(found, dict) else {}
+    code = run_state.get("ExitCode")
+    if code == 127:
+        return (
+            f"the container {container} stops at once: its image has no /bin/sh, which venvroot's docker "
+            "backend needs to keep the container running; use an image with a shell"
+        )
+    detail = run_state.get("Error") or f"exit status {code}"
+    return f"the container {container} stops right after starting ({detail}); see `docker logs {container}`"
+
+
+def ensure_running(conn: Connection, container: str, state: layout.StateDir, missing: bool = False) -> bool:
+    """Start the container; recreate it first when it is gone. Return True if it was not running."""
+    name = quote_path(container)
+    if not missing:
+        status, data = conn.request("POST", f"/containers/{name}/start")
+        if status == 304:
+            return False
+        if status == 204:
+            return True
+        if status != 404:
+            raise _start_error(container, data)
+    try:
+        with open(state.container_spec, "rb") as handle:
+            spec = handle.read()
+    except FileNotFoundError:
+        raise VenvrootError(
+            f"the environment's container {container} is gone and {state.container_spec} is missing; "
+            f"run `venvroot reset {state.env_dir}` to rebuild it"
+        ) from None
+    status, data = conn.request("POST", f"/containers/create?name={name}", spec)
+    if status == 404:
+        raise VenvrootError(
+            f"cannot recreate the container {container}: the environment's image is gone ({_msg(data)}); "
+            f"run `venvroot reset {state.env_dir}` to rebuild it from the original image"
+        )
+    if status not in (201, 409):  # 409: another shim recreated it just now
+        raise VenvrootError(f"cannot recreate the container {container}: {_msg(data)}")
+    status, data = conn.request("POST", f"/containers/{name}/start")
+    if status not in (204, 304):
+        raise _start_error(container, data)
+    return True
+
+
+def stop_container(conn: Connection, container: str) -> None:
+    # The keeper exits on SIGTERM at once; everything else in the container dies with it.
+    status, data = conn.request("POST", f"/containers/{quote_path(container)}/stop?t=10")
+    if status not in (204, 304, 404):
+        raise VenvrootError(f"cannot stop the container {container}: {_msg(data)}")
+
+
+def _start_error(container: str, data: bytes) -> VenvrootError:
+    return VenvrootError(f"cannot start the environment's container {container}: {_msg(data)}")
+
+
+def _msg(data: bytes) -> str:
+    from .engine import error_message
+
+    return error_message(data)
+
+
+# -- mapping ---------------------------------------------------------------------------------------
+
+
+def inside_cwd(env_dir: str, directories: list[str]) -> str:
+    """The current directory as seen inside: through the mapping that holds it (the deepest one),
+    else under the host's read-only view at /r."""
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        raise VenvrootError(
+            "the current directory does not exist any more; cd to an existing directory and try again"
+        ) from None
+    maps = [(os.path.dirname(env_dir), os.path.dirname(env_dir)), (env_dir, env_dir)]
+    for spec in directories:
+        host, inside, _mode = spec.rsplit(":", 2)
+        maps.append((host, inside))
+    best = None
+    for host, inside in maps:
+        inside_it = cwd == host or cwd.startswith(host.rstrip("/") + "/")
+        if inside_it and (best is None or len(host) >= len(best[0])):
+            best = (host, inside)
+    if best is None or best[0] == "/":
+        return "/r" + cwd if cwd != "/" else "/r"
+    rest = cwd[len(best[0]) :]
+    return best[1].rstrip("/") + rest if rest else best[1]
+
+
+def inside_environ(cfg, cwd: str) -> list[str]:
+    env = dict(os.environ)
+    for key in DROPPED_ENV:
+        env.pop(key, None)
+    env["PATH"] = cfg.get(layout.CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
+    login = cfg.get(layout.CFG_LOGIN)
+    if login:  # a user other than the caller: its own name and home
+        env["USER"] = env["LOGNAME"] = login
+        env["HOME"] = cfg.get(layout.CFG_HOME) or "/"
+    elif "HOME" not in env:
+        import pwd
+
+        try:
+            env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            env["HOME"] = "/"
+    env["PWD"] = cwd
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+# -- stdio -----------------------------------------------------------------------------------------
+
+
+def _stdin() -> int | None:
+    try:
+        os.fstat(0)
+    except OSError:
+        return None  # closed: the program reads EOF
+    return 0
+
+
+def _with_terminal(proc: RemoteProcess) -> int:
+    """Put our terminal in raw mode for the program's tty; restore it whatever happens."""
+    import termios
+
+    saved = termios.tcgetattr(0)
+    raw = list(saved)
+    # cfmakeraw: no input processing, no echo, no signals from keys (they reach the program's tty).
+    raw[0] &= ~(
+        termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
+        | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON
+    )  # fmt: skip
+    raw[1] &= ~termios.OPOST
+    raw[2] &= ~(termios.CSIZE | termios.PARENB)
+    raw[2] |= termios.CS8
+    raw[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    raw[6] = list(raw[6])
+    raw[6][termios.VMIN] = 1
+    raw[6][termios.VTIME] = 0
+    termios.tcsetattr(0, termios.TCSADRAIN, raw)
+    try:
+        return proc.run(0)
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _die_like(signum: int) -> None:
+    """The program died of a signal we forwarded: die of it too, so our caller sees the same."""
+    import _signal
+
+    _signal.signal(signum, _signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+# -- who uses the container ------------------------------------------------------------------------
+
+
+class Usage:
+    """A non-persistent env's container runs only while in use: by an activated shell (a session)
+    or by a shim. Shims hold the env's lock shared while they run; the last one out (when no
+    session is active) stops the container while holding it exclusively, so a shim that starts
+    meanwhile waits and then starts the container again instead of being killed with it."""
+
+    def __init__(self, state: layout.StateDir, persistent: bool) -> None:
+        self.state = state
+        self.fd = -1
+        if persistent:
+            return
+        import fcntl
+
+        try:
+            self.fd = os.open(state.lock, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise VenvrootError(
+                f"{state.env_dir} is not a complete docker environment ({state.lock} is missing); recreate it"
+            ) from None
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+
+    def release(self, container: str) -> None:
+        if self.fd < 0:
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            if live_sessions(self.state):
+                return
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another shim runs: it will stop the container when it ends
+            if not live_sessions(self.state):
+                conn = Connection()
+                stop_container(conn, container)
+                conn.close()
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def live_sessions(state: layout.StateDir) -> list[int]:
+    """Shell pids of the activations still alive (a pid reused by another process does not count)."""
+    try:
+        names = os.listdir(state.sessions)
+    except FileNotFoundError:
+        return []
+    alive = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(state.sessions, name), encoding="ascii") as handle:
+                recorded = handle.read().strip()
+        except FileNotFoundError:
+            continue
+        if recorded and recorded == process_start_time(int(name)):
+            alive.append(int(name))
+    return alive
+
+
+def process_start_time(pid: int) -> str:
+    """Field 22 of /proc/PID/stat: tells a live process from a later one reusing its pid."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+# -- console scripts -------------------------------------------------------------------------------
+
+
+def sync_shims(state: layout.StateDir) -> None:
+    """After e.g. ``pip install``, give the env's new programs shims (``venvroot sync``)."""
+    try:
+        mtime = str(os.stat(state.inner_bin).st_mtime_ns)
+        with open(state.synced, encoding="ascii") as handle:
+            if handle.read().strip() == mtime:
+                return
+    except OSError:
+        return
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))))
+    subprocess.run(
+        [sys.executable, "-m", "venvroot", "sync", state.env_dir],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )

@@ -1,0 +1,1 @@
+"""The ``ns`` backend: the environment's root through Linux namespaces (rootless with user namespaces)."""

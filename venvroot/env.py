@@ -1,0 +1,236 @@
+"""The library API: create an environment from Settings, open one by path, act on it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+from functools import cached_property
+from pathlib import Path
+
+from . import options
+from .activators import ACTIVATORS, ActivationContext
+from .backends import load_backend
+from .backends.base import Backend
+from .envconfig import CFG_NAME
+from .errors import UsageError, VenvrootError
+from .settings import Settings
+from .shims import writer
+
+STATE_DIR = ".venvroot"
+
+
+class Environment:
+    """An existing venvroot environment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Environment:
+        """Open the environment at ``path``; NotAnEnvironment if there is none."""
+        return cls(Settings.from_cfg(_abspath(path)))
+
+    @property
+    def path(self) -> Path:
+        return self.settings.path
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.path / "bin"
+
+    @cached_property
+    def backend(self) -> Backend:
+        return load_backend(self.settings)
+
+    # -- shims -----------------------------------------------------------------------------
+    def link(self, programs: list[str]) -> list[Path]:
+        names = [writer.shim_name(p) for p in programs]  # refuse bad names before writing any
+        del names
+        for program in programs:
+            if not self.backend.has_program(program):
+                raise UsageError(
+                    f"cannot link {program!r}: no such program in the environment's root; "
+                    "install it inside first or give its absolute path inside the root"
+                )
+        return [writer.write_shim(self.path, p) for p in programs]
+
+    def unlink(self, programs: list[str]) -> list[Path]:
+        return [writer.remove_shim(self.path, p) for p in programs]
+
+    def linked(self) -> list[str]:
+        return writer.linked_programs(self.path)
+
+    def sync(self) -> list[Path]:
+        """Give every program the backend offers (e.g. new console scripts) a shim."""
+        have = set(self.linked())
+        wanted = [p for p in self.backend.programs_to_link() if writer.shim_name(p) not in have]
+        return [writer.write_shim(self.path, p) for p in wanted]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self, argv: list[str]) -> int:
+        """Run ``argv`` inside the environment, exactly as a shim would."""
+        from . import envconfig
+
+        module = __import__(f"venvroot.backends.{self.settings.backend}.run", fromlist=["run"])
+        return module.run(envconfig.read(str(self.path)), argv[0], argv[1:])
+
+    def session(self, action: str, shell_pid: int) -> None:
+        if action == "start":
+            self.backend.session_start(shell_pid)
+        else:
+            self.backend.session_stop(shell_pid)
+
+    def reset(self) -> None:
+        self.backend.reset()
+
+    def destroy(self) -> None:
+        """Stop everything the environment runs and remove everything it made."""
+        self.backend.destroy()
+        shutil.rmtree(self.path)
+
+    def info(self) -> list[tuple[str, str]]:
+        s = self.settings
+        rows = [
+            ("path", str(s.path)),
+            ("backend", s.backend),
+            ("prompt", s.effective_prompt),
+            ("root", s.root or ("(host system, copy-on-write)" if s.backend == "ns" else "")),
+            ("image", s.image or ""),
+            ("user", s.user or "(caller)"),
+            ("directory", ", ".join(s.directory)),
+            ("persistent", "yes" if s.persistent else "no"),
+            ("on-activate", " ; ".join(s.on_activate)),
+            ("on-deactivate", " ; ".join(s.on_deactivate)),
+            ("hostname", s.hostname or ""),
+            ("python", s.python or ""),
+            ("activators", ", ".join(s.activators)),
+            ("linked", " ".join(self.linked())),
+        ]
+        rows.extend(self.backend.info().items())
+        return [(k, v) for k, v in rows if v]
+
+
+def create(settings: Settings, *, clear: bool = False) -> Environment:
+    """Create an environment; on any failure nothing is left on disk (or in the backend)."""
+    settings.path = path = _abspath(settings.path)
+    validate(settings)
+    _check_target(path, clear)
+    env = Environment(settings)
+    backend = env.backend
+    backend.preflight()
+    if clear and path.exists():
+        _clear(path)
+    made = _make_dirs(path)
+    try:
+        _write_layout(env)
+        backend.create()
+        env.link(settings.link)
+        env.sync()
+        (path / CFG_NAME).write_text(settings.to_cfg(), encoding="utf-8")  # with backend facts
+    except BaseException:
+        try:
+            backend.destroy()
+        except Exception as exc:  # the original error matters more; still say what is left
+            print(f"venvroot: cleanup after a failed create also failed: {exc}", file=sys.stderr)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        else:
+            _empty(path)
+        raise
+    return env
+
+
+def validate(settings: Settings) -> None:
+    """Check every setting as the CLI would (the library API gets the same errors)."""
+    for key, value in (
+        ("backend", settings.backend),
+        ("user", settings.user or None),
+        ("hostname", settings.hostname),
+        ("root", settings.root),
+        ("image", settings.image),
+        ("python", settings.python),
+    ):
+        if value is not None:
+            setattr(settings, key, options.check(key, value))
+    settings.directory = options.check("directory", settings.directory)  # type: ignore[assignment]
+    settings.activators = options.check("activators", settings.activators)  # type: ignore[assignment]
+    for program in settings.link:
+        options.check("link", program)
+        writer.shim_name(program)
+    if settings.backend == "docker" and not settings.image:
+        raise UsageError("the docker backend needs an image: add --image IMAGE")
+    if settings.backend == "ns" and settings.image:
+        raise UsageError("--image is for --backend docker; with ns use --root docker:IMAGE")
+
+
+def _abspath(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def _check_target(path: Path, clear: bool) -> None:
+    text = str(path)
+    if ":" in text:
+        raise UsageError(f"the path {text!r} contains ':', which would break PATH; choose another path")
+    if any(ord(c) < 32 for c in text):
+        raise UsageError(f"the path {text!r} contains a control character; choose another path")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a directory; choose another path")
+    if path.is_dir() and any(path.iterdir()):
+        if not clear:
+            raise UsageError(
+                f"{path} exists and is not empty; use --clear to replace it, or choose another path"
+            )
+        if not ((path / CFG_NAME).is_file() or (path / "pyvenv.cfg").is_file()):
+            raise UsageError(
+                f"--clear refuses {path}: it is neither a venvroot nor a virtualenv environment; "
+                "empty it yourself if you mean it"
+            )
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise VenvrootError(f"cannot create {path}: {parent} is not writable; choose a path you can write to")
+
+
+def _clear(path: Path) -> None:
+    """Replace an old environment: stop what it runs, then empty the directory."""
+    if (path / CFG_NAME).is_file():
+        with contextlib.suppress(VenvrootError):  # a half-broken env is still cleared
+            Environment.open(path).backend.destroy()
+    _empty(path)
+
+
+def _empty(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _make_dirs(path: Path) -> Path | None:
+    """mkdir -p; return the topmost directory created (to remove on failure), None if it existed."""
+    top = None
+    for parent in reversed([path, *path.parents]):
+        if not parent.exists():
+            parent.mkdir()
+            top = top or parent
+    return top
+
+
+def _write_layout(env: Environment) -> None:
+    s = env.settings
+    env.bin_dir.mkdir()
+    (env.path / STATE_DIR).mkdir()
+    (env.path / CFG_NAME).write_text(s.to_cfg(), encoding="utf-8")
+    if not s.no_vcs_ignore:
+        (env.path / ".gitignore").write_text("# created by venvroot automatically\n*\n", encoding="utf-8")
+    session = None
+    if env.backend.uses_session:
+        session = str(writer.write_manage_script(env.path, writer.SESSION_HOOK, "session"))
+    ctx = ActivationContext(str(env.path), str(env.bin_dir), s.effective_prompt, session)
+    for name in s.activators:
+        ACTIVATORS[name]().generate(ctx)
+    writer.write_manage_script(env.path, "destroy", "destroy")
