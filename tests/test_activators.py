@@ -1,4 +1,4 @@
-"""The activate scripts, sourced by real bash, zsh, dash, fish, tcsh and xonsh driven through a pty.
+"""The activate scripts, sourced by real bash, zsh, dash, busybox sh, fish, tcsh, csh and xonsh in a pty.
 
 Each shell starts from ``env -i`` with a fixed environment, no rc files and a fixed prompt marker.
 Commands are wrapped between two printed markers (typed split, so the terminal's echo of the typed
@@ -358,8 +358,16 @@ def xonsh_program() -> str:
 SHELLS: dict[str, type[Shell]] = {
     cls.name: cls for cls in (Bash, Zsh, Dash, BusyboxSh, Fish, Tcsh, Csh, Xonsh)
 }
-PROGRAMS = {"bash": "bash", "zsh": "zsh", "sh": "dash", "busybox": "busybox", "fish": "fish", "tcsh": "tcsh"}
-PROGRAMS["csh"] = "csh"
+# The program behind each shell name, for running scripts outside a pty.
+PROGRAMS = {
+    "bash": "bash",
+    "zsh": "zsh",
+    "sh": "dash",
+    "busybox": "busybox",
+    "fish": "fish",
+    "tcsh": "tcsh",
+    "csh": "csh",
+}
 
 
 @pytest.fixture
@@ -373,11 +381,7 @@ def spawn(workdir: Path) -> Iterator[Callable[..., Shell]]:
     shells: list[Shell] = []
 
     def start(name: str, **kwargs: object) -> Shell:
-        if name == "xonsh":
-            xonsh_program()
-        else:
-            need(PROGRAMS[name])
-        shell = SHELLS[name](workdir, **kwargs)  # type: ignore[arg-type]
+        shell = SHELLS[name](workdir, **kwargs)  # type: ignore[arg-type]  # skips/fails if not installed
         shells.append(shell)
         return shell
 
@@ -413,7 +417,7 @@ def assert_no_pwned(workdir: Path) -> None:
 
 
 ALL = list(SHELLS)
-PS1_SHELLS = ["bash", "zsh", "sh"]
+PS1_SHELLS = ["bash", "zsh", "sh", "busybox"]
 
 
 # -- the full round trip ---------------------------------------------------------------------------
@@ -519,8 +523,8 @@ DASH_UNEXPORTED_PATH = pytest.mark.xfail(
 @pytest.mark.parametrize(
     ("shell_name", "path"),
     [
-        *((name, "") for name in ("bash", "zsh", "sh", "fish", "tcsh", "xonsh")),
-        *((name, None) for name in ("bash", "zsh", "tcsh", "xonsh")),
+        *((name, "") for name in ("bash", "zsh", "sh", "busybox", "fish", "tcsh", "xonsh")),
+        *((name, None) for name in ("bash", "zsh", "busybox", "tcsh", "xonsh")),
         pytest.param("sh", None, marks=DASH_UNEXPORTED_PATH),
         # fish always has a PATH: it sets a default when its environment has none.
     ],
@@ -539,7 +543,7 @@ def test_empty_and_unset_path_come_back_as_they_were(shell_name, path, spawn, wo
     assert sh.state() == before
 
 
-@pytest.mark.parametrize("shell_name", ["bash", "zsh", "sh", "tcsh", "csh"])
+@pytest.mark.parametrize("shell_name", ["bash", "zsh", "sh", "busybox", "tcsh", "csh"])
 def test_commands_are_looked_up_again(shell_name, spawn, workdir):
     base = workdir / "base"
     base.mkdir()
@@ -737,6 +741,12 @@ def test_quote_is_a_literal(shell, cls, printer):
     quote = cls().quote
     script = "\n".join(printer.format(quote(sample)) for sample in QUOTE_SAMPLES) + "\n"
     assert quote_round_trip(shell, script).split("\0")[:-1] == QUOTE_SAMPLES
+
+
+@pytest.mark.parametrize("cls", [BashActivator, FishActivator, CShellActivator])
+def test_quote_refuses_nul(cls):
+    with pytest.raises(ValueError, match="NUL"):
+        cls().quote("a\0b")
 
 
 def test_venvroot_create_writes_working_activators(spawn, workdir):

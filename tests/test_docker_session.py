@@ -5,6 +5,7 @@ persistent, and the on-activate/on-deactivate commands run inside."""
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import tempfile
@@ -31,8 +32,9 @@ PROMPT = "VR-PROMPT> "
 def project() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="venvroot-docker-session-"))
     yield base
-    for cfg in base.glob("*/venvroot.cfg"):
-        venvroot("destroy", str(cfg.parent), check=False)
+    for env in base.iterdir():
+        if (env / "venvroot.cfg").is_file():
+            venvroot("destroy", str(env), check=False)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -122,7 +124,7 @@ def test_hooks_run_inside_in_order(project: Path, busybox_image: str) -> None:
         "--on-deactivate", f"echo d1 >> '{log}'",
         "--on-deactivate", f"echo d2 >> '{log}'",
     )  # fmt: skip
-    user = os.environ.get("USER") or "root"
+    user = pwd.getpwuid(os.getuid()).pw_name
     shell = Shell(project)
     try:
         shell.run("source env/bin/activate")

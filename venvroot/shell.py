@@ -20,7 +20,7 @@ def detect_shell() -> tuple[str, str]:
 
         name, path = shellingham.detect_shell()
         return name, path
-    except (ImportError, RuntimeError):
+    except (ImportError, OSError, RuntimeError):  # shellingham: ShellDetectionFailure is an OSError
         path = os.environ.get("SHELL") or "/bin/sh"
         return os.path.basename(path), path
 

@@ -40,7 +40,10 @@ def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.envconfig.E
     try:
         proc = RemoteProcess(container, body, tty)
         start_exec(proc, state)
-        code = _with_terminal(proc) if tty else proc.run(_stdin())
+        try:
+            code = _with_terminal(proc) if tty else proc.run(_stdin())
+        except EngineError as exc:
+            raise exec_failure(exc, container) from None
     finally:
         usage.release(container)
     sync_shims(state)
@@ -62,18 +65,26 @@ def start_exec(proc: RemoteProcess, state: layout.StateDir) -> None:
     try:
         proc.create(conn)
     except EngineError as exc:
-        if exc.status != 409:
-            raise VenvrootError(f"cannot run in container {proc.container}: {exc}") from None
-        raise VenvrootError(_why_not_running(conn, proc.container)) from None
+        raise exec_failure(exc, proc.container) from None
 
 
-def _why_not_running(conn: Connection, container: str) -> str:
-    """The container stopped again right after it was started: say why, as far as we can tell."""
+def exec_failure(exc: EngineError, container: str) -> VenvrootError:
+    """An exec call failed: usually the container stopped again right after it was started."""
     from .engine import loads
 
-    status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
+    conn = Connection()
+    try:
+        status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
+    finally:
+        conn.close()
     found = loads(data.decode("utf-8", "replace")) if status == 200 else {}
     run_state = found.get("State", {}) if isinstance(found, dict) else {}
+    if run_state.get("Running", True):
+        return VenvrootError(f"cannot run in container {container}: {exc}")
+    return VenvrootError(_why_not_running(container, run_state))
+
+
+def _why_not_running(container: str, run_state: dict) -> str:
     code = run_state.get("ExitCode")
     if code == 127:
         return (

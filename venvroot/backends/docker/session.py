@@ -20,10 +20,11 @@ from contextlib import contextmanager
 
 from ...envconfig import EnvConfig
 from . import layout
-from .engine import Connection
+from .engine import Connection, EngineError
 from .process import RemoteProcess, exec_body
 from .run import (
     ensure_running,
+    exec_failure,
     inside_cwd,
     inside_environ,
     live_sessions,
@@ -144,7 +145,10 @@ def run_inside(
     )
     proc = RemoteProcess(container_of(cfg), body, tty=False)
     start_exec(proc, layout.StateDir(cfg.env_dir))
-    return proc.run(None, out_fd, err_fd, wait_for_output=False)
+    try:
+        return proc.run(None, out_fd, err_fd, wait_for_output=False)
+    except EngineError as exc:
+        raise exec_failure(exc, proc.container) from None
 
 
 # -- the watcher: ends the sessions of shells that exited without deactivating ---------------------
