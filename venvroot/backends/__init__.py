@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing costs ~8 ms to import and run.py modules (the hot path) import this package
 if TYPE_CHECKING:
     from ..settings import Settings
     from .base import Backend

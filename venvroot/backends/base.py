@@ -4,9 +4,10 @@ A backend lives in ``venvroot/backends/<name>/``:
 
 * ``backend.py`` defines ``Backend``, a subclass of :class:`Backend` below, used for management
   (create, session start/stop, reset, destroy, info). It may import heavy libraries.
-* ``run.py`` defines ``run(settings, program, args) -> int``: the shim's hot path. It imports only
-  the standard library and venvroot's light modules (settings, errors, mapping); it normally
-  replaces the process (``os.execv*``) or returns the program's exit status.
+* ``run.py`` defines ``run(cfg, program, args) -> int``: the shim's hot path. ``cfg`` is the raw
+  ``venvroot.cfg`` as an :class:`venvroot.envconfig.EnvConfig`. It imports only the standard
+  library and venvroot's light modules (envconfig, errors) - never ``typing``, ``dataclasses`` or
+  an SDK; it normally replaces the process (``os.execv*``) or returns the program's exit status.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..settings import Settings
 
 
@@ -28,7 +31,7 @@ class Backend:
         self.settings = settings
 
     @property
-    def state_dir(self):  # -> Path
+    def state_dir(self) -> Path:
         """``<env>/.venvroot``: where the backend keeps its state."""
         return self.settings.path / ".venvroot"
 
