@@ -23,7 +23,7 @@ setup(
         "shellingham>=1.4",
         "tomli>=1.1; python_version < '3.11'",
     ],
-    extras_require={"test": ["pytest>=7", "pexpect>=4.8", "ruff"]},
+    extras_require={"test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61"]},
     entry_points={"console_scripts": ["venvroot = venvroot.cli:main"]},
     classifiers=[
         "Operating System :: POSIX :: Linux",

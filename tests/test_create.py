@@ -204,7 +204,9 @@ def test_unwritable_parent(tmp_path: Path, unprivileged_user, shared_tmp: Path) 
     locked.chmod(0o555)
     os.chown(locked, 0, 0)
     target = locked / "sub" / "env"
-    result = subprocess.run(as_user(unprivileged_user, [*VENVROOT, str(target)]), capture_output=True, text=True)
+    result = subprocess.run(
+        as_user(unprivileged_user, [*VENVROOT, str(target)]), capture_output=True, text=True
+    )
     assert result.returncode == 1, result.stderr
     assert "is not writable" in one_error_line(result)
     assert not (locked / "sub").exists()

@@ -27,15 +27,12 @@ class DirectoryMapping:
             writable = parts.pop() == "rw"
         if not 1 <= len(parts) <= 2 or not all(parts):
             raise UsageError(
-                f"bad --directory spec {spec!r}: expected HOST[:INSIDE][:rw|ro], "
-                "e.g. ~/data:/data:rw"
+                f"bad --directory spec {spec!r}: expected HOST[:INSIDE][:rw|ro], e.g. ~/data:/data:rw"
             )
         host = os.path.abspath(os.path.expanduser(parts[0]))
         inside = parts[1] if len(parts) == 2 else host
         if not inside.startswith("/"):
-            raise UsageError(
-                f"bad --directory spec {spec!r}: the inside path {inside!r} must be absolute"
-            )
+            raise UsageError(f"bad --directory spec {spec!r}: the inside path {inside!r} must be absolute")
         inside = os.path.normpath(inside)
         if check_exists and not os.path.isdir(host):
             raise UsageError(

@@ -29,9 +29,7 @@ def check_activators(value: str | list[str]) -> list[str]:
     for name in names:
         name = aliases.get(name, name)
         if name not in ALL_ACTIVATORS:
-            raise UsageError(
-                f"unknown activator {name!r}: choose from {', '.join(ALL_ACTIVATORS)}"
-            )
+            raise UsageError(f"unknown activator {name!r}: choose from {', '.join(ALL_ACTIVATORS)}")
         if name not in out:
             out.append(name)
     if not out:
