@@ -1,30 +1,415 @@
-"""Management side of the ``ns`` backend."""
+"""Management side of the ``ns`` backend: create, sessions, reset, destroy, info.
+
+Create, in order: check the root source and the mappings (nothing written yet); make the state
+directory; get the pristine lower layer (the host, the directory, or a tarball/image unpacked once)
+and, for the host, plan and probe its copy-on-write view; settle who runs inside (the caller, root,
+or a user made inside: passwd/group and home in the writable layer); make every mount point; write
+the shims' sh fast path and the session hook; and, when the root has a Python, make the env a
+Python virtual environment with it (pyenv.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import stat
+import tempfile
 
-from ...errors import UsageError
+from ...envconfig import EnvConfig, unquote
+from ...errors import UsageError, VenvrootError
+from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
+from . import fastpath, holder, hostview, mountplan, pyenv, sources
+from .layout import (
+    CFG_FALLBACKS,
+    CFG_GID,
+    CFG_HOME,
+    CFG_LOGIN,
+    CFG_LOWER,
+    CFG_PATH,
+    CFG_PYTHON,
+    CFG_SOURCE,
+    CFG_UID,
+    DEFAULT_PATH,
+    State,
+    inside_cwd,
+    read_holder,
+)  # fmt: skip
+from .rootview import Layer, RootView
+from .run import inside_environ, runner_ids, switch_ids
+
+# A project directory that is one of these would put a host system directory over the root's own.
+SYSTEM_DIRS = {
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+    "/sbin", "/sys", "/usr", "/var", "/r",
+}  # fmt: skip
 
 
 class Backend(BaseBackend):
     name = "ns"
+    uses_session = True
 
     @property
-    def root_dir(self) -> str:
-        return self.settings.root or "/"
+    def env_dir(self) -> str:
+        return str(self.settings.path)
 
+    @property
+    def state(self) -> State:
+        return State(self.env_dir)
+
+    def cfg(self) -> EnvConfig:
+        """The settings as the hot path reads them from venvroot.cfg (with the backend's facts)."""
+        values: dict[str, list[str]] = {}
+        for line in self.settings.to_cfg().splitlines():
+            key, sep, raw = line.partition(" = ")
+            if sep:
+                values.setdefault(key, []).append(unquote(raw))
+        return EnvConfig(self.env_dir, values)
+
+    # -- create ----------------------------------------------------------------------------
     def preflight(self) -> None:
-        root = self.settings.root
-        if root is not None and not os.path.isdir(root):
-            raise UsageError(f"root {root} is not a directory; give an existing root with --root DIR")
+        if sources.kind_of(self.settings.root) in ("directory", "tarball"):
+            self.settings.root = os.path.abspath(self.settings.root or "")  # recorded as such
+        UserSpec.parse(self.settings.user)
+        project = os.path.dirname(self.env_dir)
+        if project in SYSTEM_DIRS or project.startswith(("/usr/", "/proc/", "/sys/", "/dev/", "/r/")):
+            raise UsageError(
+                f"the env's project directory {project} would be mounted over the root's own {project}; "
+                "put the environment in a project directory instead (e.g. ~/proj/.venv)"
+            )
+        targets = {project}
+        for spec in self.settings.directory:
+            d = DirectoryMapping.parse(spec)
+            if d.host == d.inside == project:
+                continue  # the project itself: mapped read-write already (see mountplan.mappings)
+            if d.inside in targets or d.inside in ("/", "/r") or d.inside.startswith("/r/"):
+                raise UsageError(
+                    f"--directory {spec}: {d.inside} is already mapped (or is / or under /r); choose "
+                    "another inside path"
+                )
+            targets.add(d.inside)
+
+    def create(self) -> None:
+        settings, state = self.settings, self.state
+        for path in (state.base, state.shells):
+            os.makedirs(path, exist_ok=True)
+        open(state.lock, "a").close()
+        kind = sources.kind_of(settings.root)
+        extra = settings.extra
+        extra[CFG_SOURCE] = kind
+        root_path = DEFAULT_PATH
+        if kind == "host":
+            extra[CFG_LOWER] = "/"
+        elif kind == "directory":
+            extra[CFG_LOWER] = os.path.realpath(settings.root or "")
+        else:
+            os.makedirs(state.lower)
+            if kind == "tarball":
+                sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower)
+            else:
+                config = sources.export_image(
+                    (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower
+                )
+                root_path = sources.image_path(config) or DEFAULT_PATH
+            extra[CFG_LOWER] = state.lower
+        extra[CFG_PATH] = f"{self.env_dir}/bin:{root_path}"
+        self._account()
+        self.prepare_root()
+        cfg = self.cfg()
+        self._write_scripts(cfg)
+        self._make_python(cfg)
+
+    def _account(self) -> None:
+        """Record who runs inside when it is not the caller (users are resolved as the docker
+        backend does, so both backends agree)."""
+        from ..docker import users
+
+        spec = UserSpec.parse(self.settings.user)
+        if spec.is_caller:
+            return
+        passwd = self._root_text("/etc/passwd")
+        account = users.resolve(spec, passwd)
+        extra = self.settings.extra
+        extra[CFG_UID], extra[CFG_GID] = str(account.uid), str(account.gid)
+        extra[CFG_LOGIN], extra[CFG_HOME] = account.name, account.home
+
+    def _root_text(self, path: str) -> str:
+        data = self.view().read(path)
+        return data.decode("utf-8", "surrogateescape") if data else ""
+
+    def prepare_root(self) -> None:
+        """Make the root ready to enter: the host view's skeleton and plan, the writable layer,
+        the users, and every mount point. Run at create and after reset."""
+        state, extra = self.state, self.settings.extra
+        if extra[CFG_SOURCE] == "host":
+            plan = hostview.make_plan(state)
+            extra[CFG_FALLBACKS] = "; ".join(plan["fallbacks"])
+        else:
+            for path in (state.work, state.root):
+                os.makedirs(path, exist_ok=True)
+            if not os.path.isdir(state.upper):
+                # The root directory takes its owner and mode from the upper directory.
+                os.makedirs(state.upper)
+                st = os.stat(extra.get(CFG_LOWER) or state.lower)
+                os.chmod(state.upper, stat.S_IMODE(st.st_mode))
+                if os.geteuid() == 0:
+                    os.chown(state.upper, st.st_uid, st.st_gid)
+        self._users()
+        view = self.view()
+        for point, kind in mountplan.mount_points(self.cfg()):
+            problem = view.ensure(point, kind)
+            if problem:
+                raise VenvrootError(f"cannot prepare the environment's root: {problem}")
+
+    def _users(self) -> None:
+        """passwd/group entries and a home for the user inside, in the writable layer, when the
+        root does not know that user yet."""
+        from ..docker import users
+
+        view = self.view()
+        passwd = self._root_text("/etc/passwd")
+        group = self._root_text("/etc/group")
+        account = users.resolve(UserSpec.parse(self.settings.user), passwd)
+        known = any(
+            line.split(":")[:1] == [account.name] and line.split(":")[2:3] == [str(account.uid)]
+            for line in passwd.splitlines()
+        )
+        if not known:
+            self._write_etc(view, "passwd", users.merge_passwd(passwd, account))
+            self._write_etc(view, "group", users.merge_group(group, account))
+        home = view.lookup(account.home)
+        owner = account.uid if os.geteuid() == 0 else os.getuid()  # host uid of the user inside
+        if home is None or (os.path.isdir(home) and os.stat(home).st_uid != owner):
+            # Missing, or someone else's (rootless, the root's own /root shows as nobody): the
+            # writable layer gets the user's own copy.
+            if home is None:
+                view.ensure(account.home)
+            else:
+                view.mirror(account.home)
+            home = view.lookup(account.home)
+            if home is not None and os.geteuid() == 0:
+                os.chown(home, account.uid, account.gid)
+
+    def _write_etc(self, view: RootView, name: str, text: str) -> None:
+        inside = f"/etc/{name}"
+        view.ensure("/etc")
+        target = view.target_for_write(inside)
+        if target is None:  # /etc has no writable layer here: bind a generated file over it
+            target = f"{self.state.base}/{name}"
+        elif os.path.lexists(target) and not os.path.isfile(target):
+            raise VenvrootError(f"cannot write {inside} in the environment's root: it is not a file")
+        tmp = target + ".venvroot-tmp"
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+
+    def _write_scripts(self, cfg: EnvConfig) -> None:
+        from ...shims import writer
+
+        fragment = fastpath.host_fragment(cfg, switch_ids(cfg))
+        if fragment is not None:
+            with open(self.state.fastpath, "w", encoding="utf-8") as handle:
+                handle.write(fragment)
+        hook = self.settings.path / "bin" / writer.SESSION_HOOK
+        hook.write_text(fastpath.session_script(cfg), encoding="utf-8")
+        hook.chmod(0o755)
+
+    def _make_python(self, cfg: EnvConfig) -> None:
+        view = self.view()
+        search = fastpath.root_search_path(cfg)
+        python = pyenv.interpreter(view, search, self.settings.python)
+        if python is None:
+            return
+        ids = switch_ids(cfg)
+        code, out, err = self.capture(
+            cfg, [python, "-c", pyenv.MAKE_VENV, self.env_dir], as_root=ids is not None
+        )
+        if code:
+            detail = (err.strip().splitlines() or [f"exit status {code}"])[-1]
+            if self.settings.python:
+                raise VenvrootError(f"making the Python virtual environment with {python} failed: {detail}")
+            self.settings.extra[CFG_PYTHON] = f"none ({python} could not make a venv: {detail})"
+            return
+        report = pyenv.parse_report(out)
+        pyenv.adopt_interpreter(self.env_dir, view, report, self.state.python)
+        pip = pyenv.install_pip(self.env_dir, report)
+        if ids is not None:
+            pyenv.chown_venv(self.env_dir, ids)
+        self.settings.extra[CFG_PYTHON] = report["full_version"] + (f", pip {pip}" if pip else ", no pip")
+
+    def capture(self, cfg: EnvConfig, argv: list[str], as_root: bool = False) -> tuple[int, str, str]:
+        """Run ``argv`` in fresh namespaces of the env (nothing else uses them at create) in the env
+        directory; return (status, stdout, stderr)."""
+        from venvroot.ns import run_command
+
+        options = mountplan.options(cfg)
+        if as_root:
+            options["uid"] = options["gid"] = 0
+        options["cwd"] = self.env_dir
+        env = inside_environ(cfg, self.env_dir)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            saved = os.dup(1), os.dup(2)
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                code = run_command(self.state.root, argv, env=env, **options)
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+            out.seek(0)
+            err.seek(0)
+            return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+    # -- looking inside without entering -----------------------------------------------------
+    def view(self) -> RootView:
+        state, extra = self.state, self.settings.extra
+        if extra.get(CFG_SOURCE, "host") != "host":
+            return RootView([Layer("/", [state.upper, extra.get(CFG_LOWER) or state.lower], True)])
+        layers = [Layer("/", [state.root], True), Layer("/tmp", [state.tmp], True)]
+        for entry in hostview.current_plan(state)["entries"]:
+            kind, dest = entry["kind"], entry["dest"]
+            if kind == "overlay":
+                layers.append(Layer(dest, [state.layer(dest)[0], dest], True))
+            elif kind in ("rbind", "bind"):
+                layers.append(Layer(dest, [dest], False))
+            elif kind == "skeleton" and dest != "/":
+                layers.append(Layer(dest, [state.root + dest], True))
+        return RootView(layers)
 
     def has_program(self, program: str) -> bool:
-        root = self.root_dir
-        if program.startswith("/"):
-            candidates = [program]
-        else:
-            candidates = [f"{d}/{program}" for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-                                                     "/usr/bin", "/sbin", "/bin")]
-        return any(os.access(os.path.join(root, c.lstrip("/")), os.X_OK) for c in candidates)
+        return self.view().find_program(program, fastpath.root_search_path(self.cfg())) is not None
+
+    def programs_to_link(self) -> list[str]:
+        """The env's interpreter names, as absolute paths (inside they are the interpreter itself,
+        so a shim goes straight to it). pip and console scripts need no shim: see pyenv.py."""
+        return [f"{self.env_dir}/bin/{name}" for name, _ in mountplan.python_binds(self.state)]
+
+    # -- sessions --------------------------------------------------------------------------
+    def session_start(self, shell_pid: int) -> None:
+        state, cfg = self.state, self.cfg()
+        started = holder.process_start_time(shell_pid)
+        if not started:
+            raise VenvrootError(f"no process {shell_pid} to attach the session to")
+        with holder.Lock(state).exclusive() as lock:
+            holder.forget_dead_shells(state)
+            first = not [p for p in holder.live_shells(state) if p != shell_pid]
+            with open(os.path.join(state.shells, str(shell_pid)), "w", encoding="ascii") as handle:
+                handle.write(started + "\n")
+            if first and cfg.get_list("on-activate"):
+                self._hooks(cfg, "on-activate", lock)
+
+    def session_stop(self, shell_pid: int) -> None:
+        state, cfg = self.state, self.cfg()
+        with holder.Lock(state).exclusive() as lock:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(state.shells, str(shell_pid)))
+            holder.forget_dead_shells(state)
+            if holder.live_shells(state):
+                return
+            if cfg.get_list("on-deactivate"):
+                self._hooks(cfg, "on-deactivate", lock)
+            if not cfg.get_bool("persistent"):
+                holder.stop(state, lock)
+
+    def _hooks(self, cfg: EnvConfig, key: str, lock: holder.Lock) -> None:
+        """Run the on-activate/on-deactivate commands in order, each with ``sh -c``, as the env's
+        user in the current directory (mapped), stdin empty. A failing one is reported and the
+        next ones still run (as in the docker backend)."""
+        state = self.state
+        found = read_holder(state) or holder.start(cfg, state)
+        try:
+            cwd = inside_cwd(self.env_dir, cfg.get_list("directory"), os.getcwd())
+        except FileNotFoundError:
+            cwd = os.path.dirname(self.env_dir)
+        if not os.path.isdir(f"/proc/{found[0]}/root{cwd}"):
+            cwd = os.path.dirname(self.env_dir)
+        env = inside_environ(cfg, cwd)
+        null = os.open("/dev/null", os.O_RDONLY)
+        try:
+            for command in cfg.get_list(key):
+                code = holder.run_inside(
+                    found[0], ["/bin/sh", "-c", command], cwd, env, switch_ids(cfg), stdin=null
+                )
+                if code:
+                    os.write(
+                        2, f"venvroot: {key} command {command!r} failed with exit status {code}\n".encode()
+                    )
+        finally:
+            os.close(null)
+
+    # -- reset, destroy, info --------------------------------------------------------------
+    def reset(self) -> None:
+        state = self.state
+        with holder.Lock(state).exclusive() as lock:
+            holder.stop(state, lock)
+            for path in (state.upper, state.work, state.layers, state.root, state.tmp, state.plan,
+                         f"{state.base}/passwd", f"{state.base}/group"):  # fmt: skip
+                remove_tree(path)
+            self.prepare_root()
+        from ...envconfig import CFG_NAME
+
+        (self.settings.path / CFG_NAME).write_text(self.settings.to_cfg(), encoding="utf-8")
+
+    def destroy(self) -> None:
+        state = self.state
+        if os.path.exists(state.lock):
+            with holder.Lock(state).exclusive() as lock:
+                holder.stop(state, lock)
+        elif os.path.isdir(state.hidden):
+            for ns in holder.orphans(state):
+                holder.terminate(ns)
+        remove_tree(state.base)
+
+    def info(self) -> dict[str, str]:
+        state, extra = self.state, self.settings.extra
+        kind = extra.get(CFG_SOURCE, "host")
+        facts = {"root source": kind if kind == "host" else f"{kind} ({self.settings.root})"}
+        if kind != "host":
+            facts["lower layer"] = extra.get(CFG_LOWER, "")
+        facts["writable layer"] = state.layers if kind == "host" else state.upper
+        if kind == "host":
+            try:
+                plan = hostview.current_plan(state)
+                fallbacks = plan["fallbacks"]
+                overlays = sum(1 for e in plan["entries"] if e["kind"] == "overlay")
+                facts["overlaid directories"] = str(overlays)
+            except (OSError, ValueError, KeyError) as exc:
+                fallbacks = [f"(cannot plan the host view: {exc})"]
+            facts["fallbacks"] = "; ".join(fallbacks) or "none"
+        found = read_holder(state)
+        facts["namespaces"] = f"running (holder pid {found[0]})" if found else "not running"
+        facts["activated shells"] = str(len(holder.live_shells(state)))
+        facts["env python"] = extra.get(CFG_PYTHON, "none (the root has no Python)")
+        facts["shim fast path"] = "nsenter" if os.path.exists(state.fastpath) else "none (no nsenter)"
+        uid, _gid = runner_ids(self.cfg())
+        facts["user inside"] = (
+            extra.get(CFG_LOGIN) or f"the caller (uid {os.getuid() if uid is None else uid})"
+        )
+        return facts
+
+
+def remove_tree(path: str) -> None:
+    """Remove ``path`` whatever the modes inside (an overlay's work directory is mode 000)."""
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
+
+    def retry(function, failed: str, exc_info) -> None:  # type: ignore[no-untyped-def]
+        parent = os.path.dirname(failed)
+        try:
+            os.chmod(parent, stat.S_IRWXU)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, stat.S_IRWXU)
+                shutil.rmtree(failed, onerror=retry)
+            else:
+                os.unlink(failed)
+        except FileNotFoundError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)

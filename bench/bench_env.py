@@ -1,0 +1,232 @@
+"""Time the ns backend against its anchors, in one run: creation, shims, activation.
+
+    python bench/bench_env.py [--runs N]
+
+1. creating an environment: ``venvroot PATH`` against ``python -m venv --without-pip`` and
+   ``virtualenv --no-seed`` (a busybox root: no Python to set up), and the default env (the host
+   view, with its Python venv and pip) against a seeded ``virtualenv``;
+2. a shim running ``true``, in an active session and outside one, against ``bwrap`` on the same
+   root (a busybox root, and the host's ``/``). Outside a session a shim joins namespaces that are
+   still up (an env's namespaces stay ``LINGER`` seconds after their last use, so shims run in a
+   row share them) or, cold, builds them first: both are shown;
+3. ``source bin/activate; deactivate`` in bash against virtualenv's own (``bash -c true`` subtracted).
+
+Every group runs round-robin (machine noise hits all alike); medians and ratios are printed. Run it
+as an unprivileged user for the rootless numbers, as root for the privileged ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PY = sys.executable
+VENVROOT = [PY, "-m", "venvroot"]
+
+
+def build_root(dest: Path) -> Path:
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        sys.exit("bench_env: busybox (busybox-static) is needed to build a root")
+    for d in ("bin", "etc", "dev", "proc", "sys", "tmp", "root", "home"):
+        (dest / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, dest / "bin" / "busybox")
+    for applet in ("true", "sh", "cat", "sleep"):
+        (dest / "bin" / applet).symlink_to("busybox")
+    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (dest / "etc" / "group").write_text("root:x:0:\n")
+    return dest
+
+
+def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        sys.exit(f"bench_env: {' '.join(map(str, argv))} failed: {result.stderr.strip()[-500:]}")
+    return result
+
+
+def round_robin(commands: dict[str, Callable[[], object]], runs: int, setup: dict | None = None) -> dict:
+    """Median seconds of each callable; ``setup[name]`` runs untimed before each timed call."""
+    setup = setup or {}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, call in commands.items():
+            if name in setup:
+                setup[name]()
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def quiet(argv: list[str], cwd: str | None = None) -> Callable[[], None]:
+    def call() -> None:
+        code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=cwd).returncode
+        if code:
+            sys.exit(f"bench_env: {' '.join(argv)} failed with {code}")
+
+    return call
+
+
+def show(title: str, medians: dict[str, float], anchors: list[str]) -> None:
+    print(f"\n{title}")
+    head = "".join(f" {'vs ' + a:>22s}" for a in anchors)
+    print(f"  {'':54s} {'median':>9s}{head}")
+    for name, median in medians.items():
+        ratios = "".join(f" {median / medians[a]:21.2f}x" for a in anchors)
+        print(f"  {name:54s} {median * 1000:7.1f}ms{ratios}")
+
+
+def creation(tmp: Path, root: Path, runs: int) -> None:
+    counter = iter(range(1_000_000))
+    made: list[Path] = []
+
+    def fresh(argv_of: Callable[[Path], list[str]]) -> Callable[[], None]:
+        def call() -> None:
+            path = tmp / f"create-{next(counter)}" / "env"
+            path.parent.mkdir()
+            made.append(path)
+            quiet(argv_of(path), cwd=str(path.parent))()
+
+        return call
+
+    commands = {
+        "python -m venv --without-pip": fresh(lambda p: [PY, "-m", "venv", "--without-pip", str(p)]),
+        "virtualenv --no-seed": fresh(lambda p: [PY, "-m", "virtualenv", "-q", "--no-seed", str(p)]),
+        "venvroot PATH --root BUSYBOX (no Python in the root)": fresh(
+            lambda p: [*VENVROOT, str(p), "-q", "--root", str(root)]
+        ),
+        "virtualenv (seeded: pip)": fresh(lambda p: [PY, "-m", "virtualenv", "-q", str(p)]),
+        "venvroot PATH (host view, its Python venv and pip)": fresh(lambda p: [*VENVROOT, str(p), "-q"]),
+    }
+    medians = round_robin(commands, runs)
+    for path in made:
+        if (path / "venvroot.cfg").exists():
+            run([*VENVROOT, "destroy", str(path)])
+        shutil.rmtree(path.parent, ignore_errors=True)
+    show("1. creating an environment", medians, ["python -m venv --without-pip", "virtualenv --no-seed"])
+
+
+def shims(tmp: Path, root: Path, runs: int) -> None:
+    from venvroot.backends.ns import holder
+    from venvroot.backends.ns.layout import State
+
+    project = tmp / "shims"
+    project.mkdir()
+    envs = {}
+    for name, options in (
+        ("bb-session", ["--root", str(root)]),
+        ("bb-outside", ["--root", str(root)]),
+        ("host-session", []),
+        ("host-outside", []),
+    ):
+        envs[name] = project / name
+        run([*VENVROOT, str(envs[name]), "-q", "--link", "true", *options])
+    # An active session: this process is the activated shell (as `source bin/activate` registers it).
+    for name in ("bb-session", "host-session"):
+        run([str(envs[name] / "bin" / ".venvroot-session"), "start", str(os.getpid())])
+        run([str(envs[name] / "bin" / "true")])
+    bwrap = ["bwrap", "--unshare-all", "--share-net", "--dev", "/dev", "--proc", "/proc"]
+    commands = {
+        "bwrap --ro-bind BUSYBOX / true": quiet(
+            [*bwrap[:3], "--ro-bind", str(root), "/", *bwrap[3:], "/bin/true"]
+        ),
+        "shim true, busybox root, active session": quiet([str(envs["bb-session"] / "bin" / "true")]),
+        "shim true, busybox root, outside (namespaces up)": quiet([str(envs["bb-outside"] / "bin" / "true")]),
+        "bwrap --ro-bind / / true": quiet([*bwrap[:3], "--ro-bind", "/", "/", *bwrap[3:], "/bin/true"]),
+        "shim true, host view, active session": quiet([str(envs["host-session"] / "bin" / "true")]),
+        "shim true, host view, outside (namespaces up)": quiet([str(envs["host-outside"] / "bin" / "true")]),
+    }
+    if not shutil.which("bwrap"):
+        commands = {k: v for k, v in commands.items() if not k.startswith("bwrap")}
+    for call in commands.values():  # warm up; the outside envs' namespaces start here
+        call()
+    medians = round_robin(commands, runs)
+    cold = {
+        "shim true, busybox root, outside (cold: builds them)": quiet(
+            [str(envs["bb-outside"] / "bin" / "true")]
+        ),
+        "shim true, host view, outside (cold: builds them)": quiet(
+            [str(envs["host-outside"] / "bin" / "true")]
+        ),
+    }
+    stops = {
+        "shim true, busybox root, outside (cold: builds them)": lambda: holder.stop(
+            State(str(envs["bb-outside"]))
+        ),
+        "shim true, host view, outside (cold: builds them)": lambda: holder.stop(
+            State(str(envs["host-outside"]))
+        ),
+    }
+    medians.update(round_robin(cold, max(5, runs // 4), setup=stops))
+    for name in ("bb-session", "host-session"):
+        run([str(envs[name] / "bin" / ".venvroot-session"), "stop", str(os.getpid())])
+    for env in envs.values():
+        run([*VENVROOT, "destroy", str(env)])
+    anchors = [a for a in ("bwrap --ro-bind BUSYBOX / true", "bwrap --ro-bind / / true") if a in medians]
+    show("2. a shim running true (bwrap: same root, same kind of namespaces)", medians, anchors)
+
+
+def activation(tmp: Path, root: Path, runs: int) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        print("\n3. activation: bash is not installed, skipped")
+        return
+    project = tmp / "activate"
+    project.mkdir()
+    run([PY, "-m", "virtualenv", "-q", "--no-seed", str(project / "virtualenv")])
+    run([*VENVROOT, str(project / "bb"), "-q", "--root", str(root)])
+    run([*VENVROOT, str(project / "host"), "-q"])
+    run([*VENVROOT, str(project / "hooked"), "-q", "--root", str(root), "--on-activate", "true"])
+    cycle = "source {}/bin/activate; deactivate"
+    commands = {
+        "bash -c true": quiet([bash, "-c", "true"]),
+        "virtualenv: source activate; deactivate": quiet([bash, "-c", cycle.format(project / "virtualenv")]),
+        "venvroot, busybox root": quiet([bash, "-c", cycle.format(project / "bb")]),
+        "venvroot, host view": quiet([bash, "-c", cycle.format(project / "host")]),
+        "venvroot with an --on-activate hook (starts the session)": quiet(
+            [bash, "-c", cycle.format(project / "hooked")]
+        ),
+    }
+    medians = round_robin(commands, runs)
+    for name in ("bb", "host", "hooked"):
+        run([*VENVROOT, "destroy", str(project / name)])
+    base = medians.pop("bash -c true")
+    net = {name: max(m - base, 1e-6) for name, m in medians.items()}
+    show(
+        f"3. source activate; deactivate in bash, minus bash -c true ({base * 1000:.1f} ms)",
+        net,
+        ["virtualenv: source activate; deactivate"],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", type=int, default=40, help="runs of the fast commands (creation: a quarter)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="venvroot-bench-env-") as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)
+        root = build_root(tmp / "busybox-root")
+        who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (rootless)"
+        print(f"venvroot ns backend benchmark, as {who}, Python {sys.version.split()[0]}, one run")
+        creation(tmp, root, max(3, args.runs // 4))
+        shims(tmp, root, args.runs)
+        activation(tmp, root, args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The ns backend's default environment (the host as a copy-on-write root), through the real CLI and
+real shims, as root and as the unprivileged user: the env's Python, isolation of the root, the
+user, $HOME and the current directory, stdio, exit codes and signals, parallel shims, pip's console
+scripts from outside, reset and destroy."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ns_backend_helpers import (
+    VENVROOT,
+    Project,
+    Shell,
+    bb_root_fixture,  # noqa: F401 - the bb_root fixture
+    host_mounts_mention,
+    in_environment,
+    one_error_line,
+    processes_with,
+    wait_for,
+    write_wheel,
+)
+from ns_helpers import Who, who_fixture  # noqa: F401 - the who fixture
+
+LINKS = ("--link", "sh", "--link", "id", "--link", "cat", "--link", "printf", "--link", "sleep")
+
+
+def make_who(request: pytest.FixtureRequest, name: str) -> Who:
+    if os.getuid() != 0:
+        return Who("user", pwd.getpwuid(os.getuid()))
+    if name == "root":
+        return Who("root", None)
+    return Who("user", request.getfixturevalue("unprivileged_user"))
+
+
+@pytest.fixture(scope="module", params=["root", "user"], name="host")
+def host_fixture(request: pytest.FixtureRequest) -> Iterator[tuple[Project, Path]]:
+    """One default environment per user, shared by the tests that do not change its settings."""
+    project = Project(make_who(request, request.param))
+    try:
+        yield project, project.create("env", *LINKS)
+    finally:
+        project.close()
+
+
+def shim(project: Project, env: Path, program: str, *args: str, cwd: Path | str | None = None, **kw):
+    return project.run([env / "bin" / program, *args], cwd=cwd, **kw)
+
+
+def test_env_python_is_a_venv_at_the_env_path(host: tuple[Project, Path]) -> None:
+    project, env = host
+    code = "import sys; print(sys.prefix); print(sys.executable); print(sys.prefix != sys.base_prefix)"
+    for cwd in (project.path, Path("/")):  # from inside the project, and from outside any mapping
+        out = shim(project, env, "python", "-c", code, cwd=cwd)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == [str(env), f"{env}/bin/python", "True"]
+    # On the host the interpreter names are shims; the venv's own links were moved out of the way.
+    assert (env / "bin" / "python").read_text().startswith("#!/bin/sh")
+    assert (env / "pyvenv.cfg").is_file()
+
+
+def test_root_changes_stay_inside_and_project_files_reach_the_host(host: tuple[Project, Path]) -> None:
+    project, env = host
+    tag = uuid.uuid4().hex[:8]
+    home = Path(project.environ["HOME"])
+    script = (
+        f"echo etc > /etc/vr-{tag} && echo usr > /usr/vr-{tag} && echo home > ~/vr-{tag} && "
+        f"echo project > {project.path}/vr-{tag} && cat /etc/vr-{tag} /usr/vr-{tag} ~/vr-{tag}"
+    )
+    out = shim(project, env, "sh", "-c", script)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["etc", "usr", "home"]
+    for path in (Path(f"/etc/vr-{tag}"), Path(f"/usr/vr-{tag}"), home / f"vr-{tag}"):
+        assert not path.exists(), path
+    made = project.path / f"vr-{tag}"
+    assert made.read_text() == "project\n"
+    assert (made.stat().st_uid, made.stat().st_gid) == (project.who.uid, project.who.gid)
+    # Still there on the next run (its own namespaces may have been built again meanwhile).
+    again = shim(project, env, "cat", f"/etc/vr-{tag}")
+    assert again.stdout == "etc\n"
+    # The host at /r is read-only, down to the filesystems mounted below it (a tmpfs here).
+    for path in ("/r/etc/vr-ro", f"/r/dev/shm/vr-{tag}", f"/r{project.path}/vr-ro"):
+        assert shim(project, env, "sh", "-c", f"touch {path}").returncode != 0, path
+    assert not Path(f"/dev/shm/vr-{tag}").exists()
+
+
+def test_user_home_and_current_directory(host: tuple[Project, Path]) -> None:
+    project, env = host
+    entry = pwd.getpwuid(project.who.uid)
+    sub = project.path / "sub dir"
+    sub.mkdir(exist_ok=True)
+    os.chown(sub, project.who.uid, project.who.gid)
+    out = shim(project, env, "sh", "-c", 'id -un; id -u; echo "$HOME"; pwd; echo "$PWD"', cwd=sub)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [entry.pw_name, str(entry.pw_uid), entry.pw_dir, str(sub), str(sub)]
+    # Outside every mapping: the same directory in the host's read-only view at /r.
+    out = shim(project, env, "sh", "-c", "pwd; ls", cwd="/usr/share")
+    assert out.stdout.splitlines()[0] == "/r/usr/share"
+    assert "doc" in out.stdout.split()
+    # A directory that is gone: one clear line.
+    gone = project.path / "gone"
+    gone.mkdir()
+    os.chown(gone, project.who.uid, project.who.gid)
+    out = project.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{env}/bin/id"'])
+    assert out.returncode != 0
+    # (The shim's /bin/sh may complain about getcwd itself before venvroot says what to do.)
+    ours = [line for line in out.stderr.splitlines() if line.startswith("venvroot")]
+    assert len(ours) == 1 and "current directory does not exist" in ours[0], out.stderr
+
+
+def test_stdin_stdout_pass_through(host: tuple[Project, Path]) -> None:
+    project, env = host
+    data = "".join(f"line {i} \t with tabs\n" for i in range(2000)) + "no newline at the end"
+    out = shim(project, env, "cat", input=data)
+    assert out.returncode == 0 and out.stdout == data
+    out = shim(project, env, "sh", "-c", "[ -t 0 ] && echo tty || echo pipe; echo err >&2", input="")
+    assert (out.stdout, out.stderr) == ("pipe\n", "err\n")
+    args = ["%s|", "a b", "", "'q'", '"d"', "$(x)", "(", "new\nline", "ü", "-c"]
+    out = shim(project, env, "printf", *args)
+    assert out.stdout == "".join(f"{a}|" for a in args[1:])
+
+
+def test_exit_codes_and_signals_come_back(host: tuple[Project, Path]) -> None:
+    project, env = host
+    assert shim(project, env, "sh", "-c", "exit 7").returncode == 7
+    assert shim(project, env, "sh", "-c", "kill -TERM $$").returncode == -signal.SIGTERM
+    assert shim(project, env, "sh", "-c", "kill -KILL $$").returncode == -signal.SIGKILL
+    assert shim(project, env, "sh", "-c", "exit 7").returncode == 7
+    # A signal sent to the shim reaches the program (the shim became it).
+    proc = project.who.popen([str(env / "bin" / "sleep"), "30"], env=project.environ, cwd=str(project.path))
+    assert wait_for(lambda: _cmdline(proc.pid) == ["sleep", "30"], 10)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == -signal.SIGTERM
+    # The Python path (`venvroot run`, also what a shim does when nothing runs yet) gives the same.
+    result = project.venvroot("run", env, "--", "sh", "-c", "kill -TERM $$")
+    assert result.returncode == -signal.SIGTERM
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+    return [os.path.basename(args[0]), *args[1:]] if args else []
+
+
+def test_twenty_parallel_shims(host: tuple[Project, Path]) -> None:
+    project, env = host
+    for _ in range(2):  # first with nothing running (they race to start it), then joining
+        assert project.venvroot("reset", env).returncode == 0
+        procs = [
+            project.who.popen(
+                [str(env / "bin" / "printf"), "%s\n", f"out-{i}"],
+                env=project.environ,
+                cwd=str(project.path),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(20)
+        ]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert [(p.returncode, out, err) for p, (out, err) in zip(procs, results, strict=True)] == [
+            (0, f"out-{i}\n", "") for i in range(20)
+        ]
+        assert len(set(in_environment(env))) <= 1  # one holder: the namespaces were built once
+
+
+def test_fast_and_python_paths_agree(host: tuple[Project, Path]) -> None:
+    """The sh fast path (nsenter into the running namespaces) and the Python path map the same."""
+    project, env = host
+    script = 'id; pwd; echo "$PWD|$PATH|$HOME|${LD_PRELOAD-unset}"; command -v id'
+    extra = dict(project.environ, LD_PRELOAD="")
+    keeper = project.who.popen([str(env / "bin" / "sleep"), "30"], env=project.environ, cwd=str(project.path))
+    try:
+        assert wait_for(lambda: _cmdline(keeper.pid) == ["sleep", "30"], 10)  # the namespaces run
+        assert (env / ".venvroot" / "shim.sh").is_file()
+        fast = project.run([env / "bin" / "sh", "-c", script], env=extra)  # nsenter from sh
+        slow = project.run([*VENVROOT, "run", env, "--", "sh", "-c", script], env=extra)  # Python
+    finally:
+        keeper.kill()
+        keeper.wait()
+    assert fast.returncode == slow.returncode == 0, (fast.stderr, slow.stderr)
+    assert fast.stdout == slow.stdout
+    # Inside, the shim on PATH runs the program itself (not the env again).
+    assert fast.stdout.splitlines()[-1] == f"{env}/bin/id"
+
+
+def test_info_reports_the_fallbacks(host: tuple[Project, Path]) -> None:
+    project, env = host
+    out = project.venvroot("info", env)
+    assert out.returncode == 0, out.stderr
+    info = dict(line.split(None, 1) if " " in line else (line, "") for line in out.stdout.splitlines())
+    assert "fallbacks" in out.stdout and "overlaid" in out.stdout
+    if project.who.user is not None:  # rootless: a directory with mounts below cannot be overlaid
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        tops = {p.split("/")[1] for p in points if p.count("/") >= 2}
+        tops -= {"proc", "sys", "dev", "tmp", "r"}
+        for top in tops:
+            assert f"/{top} " in out.stdout, (top, info)
+
+
+def test_pip_console_script_works_from_outside_and_survives_reset(who: Who) -> None:
+    project = Project(who)
+    try:
+        env = project.create("env", "--link", "sh")
+        wheel = write_wheel(project.path)
+        out = project.run([env / "bin" / "pip", "install", "--no-index", "--no-cache-dir", wheel])
+        assert out.returncode == 0, out.stdout + out.stderr
+        script = env / "bin" / "hello-vr"
+        assert script.read_text().splitlines()[0] == f"#!{env}/bin/python"
+        out = project.run([script, "a", "b c"], cwd=Path("/"))
+        assert (out.returncode, out.stdout) == (3, f"hello {env} ['a', 'b c']\n"), out.stderr
+        assert project.run([env / "bin" / "sh", "-c", "echo x > /etc/vr-reset"]).returncode == 0
+        assert project.venvroot("reset", env).returncode == 0
+        assert project.run([env / "bin" / "sh", "-c", "test -e /etc/vr-reset"]).returncode == 1
+        out = project.run([script, "again"], cwd=Path("/"))
+        assert (out.returncode, out.stdout) == (3, f"hello {env} ['again']\n"), out.stderr
+    finally:
+        project.close()
+
+
+def test_destroy_leaves_no_process_mount_or_file(who: Who) -> None:
+    project = Project(who)
+    shell = Shell(who, project.path, project.environ)
+    try:
+        env = project.create("env", "--link", "sh", "--persistent")
+        assert shell.status("source env/bin/activate")[0] == 0
+        shell.run("sh -c 'sleep 4322 >/dev/null 2>&1 &' </dev/null")
+        assert wait_for(lambda: bool(processes_with("sleep 4322")))
+        assert in_environment(env)
+        code, out = shell.status("env/bin/destroy")
+        assert code == 0, out
+        assert not env.exists()
+        assert processes_with("sleep 4322") == []
+        assert in_environment(env) == [] and processes_with(str(env)) == []
+        assert host_mounts_mention(env) == []
+        assert sorted(p.name for p in project.path.iterdir()) == []
+    finally:
+        shell.close()
+        project.close()
+
+
+def test_bad_link_leaves_nothing(who: Who) -> None:
+    project = Project(who)
+    try:
+        result = project.venvroot(project.path / "env", "--link", "no-such-program-xyz")
+        assert result.returncode == 2
+        assert "cannot link 'no-such-program-xyz'" in one_error_line(result)
+        assert list(project.path.iterdir()) == []
+        assert in_environment(project.path / "env") == []
+    finally:
+        project.close()
+
+
+def test_directory_mappings_and_hostname(who: Who, bb_root: Path) -> None:
+    project = Project(who)
+    data = Project(who, prefix="venvroot-nsb-data-")
+    try:
+        (data.path / "in").mkdir()
+        os.chown(data.path / "in", who.uid, who.gid)
+        env = project.create(
+            "env", "--root", bb_root, "--link", "sh", "--hostname", "box.example.org",
+            "--directory", f"{data.path}:/data:rw", "--directory", f"{bb_root}/etc:/ro-etc",
+        )  # fmt: skip
+        script = (
+            "hostname; cat /proc/sys/kernel/domainname; pwd; echo made > /data/in/made; "
+            "cat /ro-etc/hostname; touch /ro-etc/x 2>/dev/null || echo read-only"
+        )
+        out = project.run([env / "bin" / "sh", "-c", script], cwd=data.path / "in")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["box", "example.org", "/data/in", "busybox-root", "read-only"]
+        made = data.path / "in" / "made"
+        assert made.read_text() == "made\n" and made.stat().st_uid == who.uid
+        assert not (bb_root / "etc" / "x").exists()
+    finally:
+        project.close()
+        data.close()

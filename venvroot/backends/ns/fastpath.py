@@ -1,0 +1,191 @@
+"""The sh the ``ns`` backend puts on the shims' and the activate scripts' hot paths.
+
+A Python start alone costs more than joining a running environment, so the common cases need no
+Python at all:
+
+* ``<env>/.venvroot/shim.sh`` (host side), sourced by every shim: when the env's holder is alive
+  (its liveness marker is visible through ``/proc/PID/root``, which a reused pid never shows), map
+  the current directory and the environment exactly as the Python path does and ``exec nsenter``
+  into the holder's namespaces. Otherwise it returns and the shim goes on to Python, which starts
+  the holder.
+* the inside version (written by the holder into the tmpfs covering ``<env>/.venvroot`` inside):
+  a shim run *inside* the root (it is on PATH there) runs the program itself, found on the root's
+  PATH without ``<env>/bin``, instead of entering the env again.
+* ``bin/.venvroot-session``: registering an activated shell is a file write; deactivating when no
+  holder runs is a truncation. Python runs only for hooks and to stop a running holder.
+
+Everything interpolated is a single-quoted literal: paths are data, never code.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+
+from ...envconfig import EnvConfig
+from ...mapping import DirectoryMapping
+from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, DEFAULT_PATH, MARKER_PREFIX, State
+
+q = shlex.quote
+# The shims' Python entry (shims/writer.py knows it too, but imports jinja2: not on a shim's path).
+ENTRY = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shims", "entry.py"
+)
+
+
+def root_search_path(cfg: EnvConfig) -> str:
+    """The root's own PATH (the env's bin removed): where shims find their programs inside."""
+    bin_dir = cfg.env_dir + "/bin"
+    full = cfg.get(CFG_PATH) or f"{bin_dir}:{DEFAULT_PATH}"
+    return ":".join(d for d in full.split(":") if d != bin_dir)
+
+
+def nsenter_flags(ids: tuple[int, int] | None) -> list[str]:
+    if os.geteuid() != 0:
+        return ["-U", "--preserve-credentials", "-m", "-u", "-i"]
+    flags = ["-m", "-u", "-i"]
+    if ids is not None:
+        flags += ["-S", str(ids[0]), "-G", str(ids[1])]
+    return flags
+
+
+def _cwd_cases(cfg: EnvConfig) -> str:
+    """sh ``case`` arms mapping $PWD (physical) to the directory inside, as layout.inside_cwd does:
+    the deepest mapping wins, a --directory over the project at equal depth."""
+    project = os.path.dirname(cfg.env_dir)
+    maps = [(project, project)]
+    for spec in cfg.get_list("directory"):
+        d = DirectoryMapping.parse(spec, check_exists=False)
+        maps.append((d.host, d.inside))
+    order = sorted(range(len(maps)), key=lambda i: (-len(maps[i][0]), -i))
+    arms = []
+    for i in order:
+        host, inside = maps[i]
+        if host == "/":
+            continue
+        if host == inside:
+            arms.append(f"    {q(host)} | {q(host)}/*) _vr_wd=$PWD ;;")
+        else:
+            arms.append(f"    {q(host)}) _vr_wd={q(inside)} ;;")
+            arms.append(f"    {q(host)}/*) _vr_wd={q(inside.rstrip('/'))}${{PWD#{q(host)}}} ;;")
+    arms.append("    /) _vr_wd=/r ;;")
+    arms.append("    *) _vr_wd=/r$PWD ;;")
+    return "\n".join(arms)
+
+
+def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
+    """The shims' fast path, or None when this machine has no nsenter."""
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        return None
+    state = State(cfg.env_dir)
+    login = cfg.get(CFG_LOGIN)
+    if login:
+        who = (
+            f"USER={q(login)} LOGNAME={q(login)} HOME={q(cfg.get(CFG_HOME) or '/')}\nexport USER LOGNAME HOME"
+        )
+    else:
+        who = f'[ -n "${{HOME+x}}" ] || {{ HOME={q(os.path.expanduser("~"))}; export HOME; }}'
+    path = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
+    return f"""\
+# venvroot ns: the shims' fast way into the running environment {cfg.env_dir}.
+# Sourced by every shim; it execs the program in the env's namespaces with nsenter, or returns
+# (namespaces not running, or a case it does not handle) and the shim's Python path takes over.
+{{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null || return 0
+[ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ] || return 0
+# The physical current directory (a deleted one is left to the Python path, which says so).
+cd -P . 2>/dev/null && [ "$PWD" -ef . ] || return 0
+case $PWD in
+{_cwd_cases(cfg)}
+esac
+[ -d "/proc/$_vr_pid/root$_vr_wd" ] || return 0
+case $_venvroot_program in
+*/*) _vr_prog=$_venvroot_program ;;
+*)
+    _vr_prog=
+    _vr_ifs=$IFS
+    IFS=:
+    set -f
+    _vr_dirs={q(root_search_path(cfg))}
+    for _vr_d in $_vr_dirs; do
+        _vr_here=/proc/$_vr_pid/root$_vr_d/$_venvroot_program
+        if [ -f "$_vr_here" ] && [ -x "$_vr_here" ]; then
+            _vr_prog=$_vr_d/$_venvroot_program
+            break
+        fi
+    done
+    IFS=$_vr_ifs
+    set +f
+    [ -n "$_vr_prog" ] || return 0
+    ;;
+esac
+unset LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT PYTHONHOME HOSTNAME
+{who}
+PATH={q(path)}
+PWD=$_vr_wd
+export PATH PWD
+exec {q(nsenter)} -t "$_vr_pid" {" ".join(nsenter_flags(ids))} -W "$_vr_wd" -- "$_vr_prog" "$@"
+"""
+
+
+def inside_fragment(cfg: EnvConfig) -> str:
+    """What a shim runs when it is run inside the root: the program itself."""
+    return f"""\
+# venvroot ns, inside the environment: run the program itself, never enter the env again.
+case $_venvroot_program in
+*/*) exec "$_venvroot_program" "$@" ;;
+esac
+_vr_dirs={q(root_search_path(cfg))}
+IFS=:
+set -f
+for _vr_d in $_vr_dirs; do
+    if [ -f "$_vr_d/$_venvroot_program" ] && [ -x "$_vr_d/$_venvroot_program" ]; then
+        exec "$_vr_d/$_venvroot_program" "$@"
+    fi
+done
+printf 'venvroot: %s: not found on the PATH inside the environment\\n' "$_venvroot_program" >&2
+exit 127
+"""
+
+
+def session_script(cfg: EnvConfig) -> str:
+    """``bin/.venvroot-session start|stop SHELL_PID``, as the activate scripts call it."""
+    state = State(cfg.env_dir)
+    python = [sys.executable, "-I", "-S", ENTRY, "--manage", cfg.env_dir, "session"]
+    start = stop = ""
+    if not cfg.get_list("on-activate"):
+        start = f"""
+    # Register the shell: its pid and start time (field 22 of /proc/PID/stat).
+    {{ read -r _vr_stat < "/proc/$2/stat"; }} 2>/dev/null || {{
+        echo "venvroot: no process $2 to attach the session to" >&2
+        exit 1
+    }}
+    _vr_shell=$2
+    _vr_stat=${{_vr_stat##*) }}
+    set -f
+    set -- $_vr_stat
+    {{ printf '%s\\n' "${{20}}" > {q(state.shells)}/"$_vr_shell"; }} || exit 1
+    exit 0"""
+    if not cfg.get_list("on-deactivate"):
+        stop = f"""
+    # Nothing runs: nothing to stop.
+    {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null || exit 0
+    [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ] || exit 0"""
+    return f"""\
+#!/bin/sh
+# venvroot: `session` for the environment {cfg.env_dir}. Called by the activate scripts as
+# `start|stop SHELL_PID`. Registering a shell needs no Python: the environment's namespaces start
+# with the first program run in it, and Python is needed only to run hooks or stop them.
+case ${{1-}}:$# in
+start:2)
+    case $2 in *[!0-9]* | '') echo "venvroot: bad shell pid $2" >&2; exit 2 ;; esac{start}
+    ;;
+stop:2)
+    case $2 in *[!0-9]* | '') echo "venvroot: bad shell pid $2" >&2; exit 2 ;; esac
+    {{ : > {q(state.shells)}/"$2"; }} 2>/dev/null{stop}
+    ;;
+esac
+exec {" ".join(q(a) for a in python)} "$@"
+"""

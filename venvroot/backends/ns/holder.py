@@ -1,0 +1,599 @@
+"""The holder: one process that keeps an environment's namespaces (and so its mounts) alive.
+
+Every program of an environment runs in the holder's namespaces: shims join them (``nsenter`` from
+the shim's sh fragment, or :func:`join` from Python), nothing mounts the env's writable layers a
+second time. Two mounts of one overlay upper directory at once are undefined behaviour (the kernel
+says so, and a mount cleans the work directory the other is using), and building the
+host view costs one overlay per host directory (about half a millisecond each, to mount and to
+tear down), so the namespaces are built once and shared.
+
+Processes::
+
+    starter (a shim or `venvroot ...`) ─ forks ─ manager (outside, detached) ─ holder (inside)
+
+The manager is a detached Python process that runs the holder through ``run_function`` and waits
+for it; the holder creates the liveness marker ``<env>/.venvroot/live-TOKEN`` inside (a shim checks
+it through ``/proc/PID/root``, so a reused pid is never mistaken for the holder), reports ready,
+and then waits. It ends itself, when the env is not persistent, once no activated shell is left
+and nothing runs inside for ``LINGER`` seconds; when every activated shell died without
+deactivating (a closed terminal) it runs the on-deactivate commands and, unless the env is
+persistent, ends everything inside. ``stop`` ends it from outside (deactivate, reset, destroy):
+every process whose mount namespace is the holder's is terminated, then killed.
+
+Locking (``state/lock``): shims hold it shared while they join; starting and stopping take it
+exclusively, and so does the holder before it ends itself.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import sys
+import time
+
+from ...errors import VenvrootError
+from .layout import MARKER_PREFIX, State, read_holder
+
+try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
+    import _signal as _sig
+except ImportError:  # pragma: no cover
+    import signal as _sig  # type: ignore[no-redef]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ...envconfig import EnvConfig
+
+START_TIMEOUT = 120.0
+TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL when stopping
+
+
+class Lock:
+    """flock on ``state/lock``; released when the process execs (close-on-exec) or on ``close``."""
+
+    def __init__(self, state: State) -> None:
+        try:
+            self.fd = os.open(state.lock, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise VenvrootError(
+                f"{state.env_dir} is not a complete ns environment ({state.lock} is missing); recreate it"
+            ) from None
+
+    def shared(self) -> Lock:
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+        return self
+
+    def exclusive(self) -> Lock:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Lock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def process_start_time(pid: int) -> str:
+    """Field 22 of /proc/PID/stat: tells a live process from a later one reusing its pid.
+    (Bytes and UTF-8 only: the holder calls this inside a root that may have no codecs.)"""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:
+        return ""
+    fields = data.rpartition(b")")[2].split()
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
+def live_shells(state: State) -> list[int]:
+    """Pids of the activated shells still alive (a pid reused by another process does not count)."""
+    try:
+        names = os.listdir(state.shells)
+    except FileNotFoundError:
+        return []
+    alive = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(state.shells, name), encoding="utf-8") as handle:
+                recorded = handle.read().strip()
+        except OSError:
+            continue
+        if recorded and recorded == process_start_time(int(name)):
+            alive.append(int(name))
+    return alive
+
+
+def forget_dead_shells(state: State) -> None:
+    """Remove the registrations of shells that are gone (or were deactivated)."""
+    alive = set(live_shells(state))
+    for name in os.listdir(state.shells):
+        if name.isdigit() and int(name) not in alive:
+            _remove(os.path.join(state.shells, name))
+
+
+# -- starting ------------------------------------------------------------------------------------------
+
+
+def ensure(cfg: EnvConfig, lock: Lock) -> tuple[int, str]:
+    """The live holder of the env, started when there is none. ``lock`` is held (shared, or
+    exclusive after a start) on return, so the holder cannot end before the caller has joined."""
+    state = State(cfg.env_dir)
+    lock.shared()
+    found = read_holder(state)
+    if found is not None:
+        return found
+    lock.exclusive()  # drops the shared lock first, so two starters cannot deadlock
+    found = read_holder(state)
+    if found is not None:
+        return found
+    return start(cfg, state)
+
+
+def start(cfg: EnvConfig, state: State) -> tuple[int, str]:
+    """Start the holder (the caller holds the lock exclusively) and record it."""
+    from . import mountplan
+
+    spec = mountplan.holder_spec(cfg)
+    token = os.urandom(8).hex()
+    read_fd, write_fd = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            _manager(state, spec, token, write_fd)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)  # the first child leaves at once (double fork: the manager is detached)
+    message = _read_until_closed(read_fd, START_TIMEOUT, state.log)
+    os.close(read_fd)
+    if not message.startswith("ready "):
+        text = message[len("error ") :] if message.startswith("error ") else "it ended without a word"
+        raise VenvrootError(f"cannot start the environment {cfg.env_dir}: {text.strip()}")
+    holder = int(message.split()[1])
+    tmp = state.holder + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(f"{holder} {token}\n")
+    os.replace(tmp, state.holder)
+    return holder, token
+
+
+def _read_until_closed(fd: int, timeout: float, log: str) -> str:
+    deadline = time.monotonic() + timeout
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return f"error it did not report ready within {timeout:.0f} s; see {log}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if b"\n" in chunk:
+            break
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _manager(state: State, spec: dict, token: str, report_fd: int) -> None:
+    """The detached process outside: runs the holder inside and waits for it."""
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    log = os.open(state.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    shells_fd = os.open(state.shells, os.O_RDONLY | os.O_DIRECTORY)
+    lock_fd = os.open(state.lock, os.O_RDWR)
+    keep = sorted({report_fd, shells_fd, lock_fd, log})
+    low = 3
+    for fd in keep:  # nothing of the starter's (its lock, pipes a caller waits on) may stay open
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)
+    for fd in (report_fd, shells_fd, lock_fd):
+        os.set_inheritable(fd, False)
+    from venvroot.ns import ChrootError, run_function
+
+    args = (report_fd, shells_fd, lock_fd, state.hidden, token, spec["inside"])
+    try:
+        run_function(spec["root"], holder_main, args, **spec["options"])
+    except BaseException as exc:  # told to the starter (if it still waits), and logged
+        text = str(exc) if isinstance(exc, ChrootError) else f"{type(exc).__name__}: {exc}"
+        _say(report_fd, f"error {text}\n")
+        _say(2, f"venvroot: the holder ended: {text}\n{getattr(exc.__cause__, 'text', '')}")
+    finally:
+        # The holder may have been killed: forget it, unless a newer one took its place.
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            _forget_record(state.holder, token)
+        except OSError:
+            pass
+
+
+def _say(fd: int, text: str) -> None:
+    try:  # noqa: SIM105 - the starter may be gone
+        os.write(fd, text.encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _forget_record(path: str, token: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read().split()[1:2] != [token]:
+                return
+        os.unlink(path)
+    except (OSError, IndexError):
+        pass
+
+
+# -- the holder itself (inside the root) ---------------------------------------------------------------
+
+
+def holder_main(report_fd: int, shells_fd: int, lock_fd: int, hidden: str, token: str, inside: dict) -> None:
+    """Inside the root: write the marker and the inside shim fragment, report ready, then watch.
+    (The state directory is covered in here: the manager, outside, forgets the record after.)"""
+    with open(hidden + "/shim.sh", "w", encoding="utf-8") as handle:
+        handle.write(inside["fragment"])
+    marker = f"{hidden}/{MARKER_PREFIX}{token}"
+    open(marker, "w").close()
+    # Stopped from outside (deactivate, reset, destroy): whoever stops it cleans up.
+    _sig.signal(_sig.SIGTERM, lambda *_: os._exit(0))
+    _sig.signal(_sig.SIGINT, lambda *_: os._exit(0))
+    _sig.signal(_sig.SIGHUP, _sig.SIG_IGN)
+    my_ns = os.stat("/proc/self/ns/mnt").st_ino
+    _say(report_fd, f"ready {os.getpid()}\n")
+    os.close(report_fd)
+    watcher = _Watcher(shells_fd)
+    idle_since: float | None = None
+    while True:
+        ended = watcher.poll(0.25 if idle_since is not None else 1.0)
+        if ended:  # every activated shell is gone without deactivating (a closed terminal)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                if watcher.live():  # one activated meanwhile
+                    continue
+                for command in inside["on_deactivate"]:
+                    _run_hook(command, inside)
+                if inside["persistent"]:
+                    continue
+                _remove(marker)
+                terminate(my_ns, own=True)
+                return
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        if inside["persistent"] or watcher.live() or _others_in(my_ns):
+            idle_since = None
+            continue
+        now = time.monotonic()
+        if idle_since is None:
+            idle_since = now
+        if now - idle_since < inside["linger"]:
+            continue
+        if _end_if_idle(lock_fd, marker, my_ns, watcher):
+            return
+        idle_since = None
+
+
+def _end_if_idle(lock_fd: int, marker: str, my_ns: int, watcher: _Watcher) -> bool:
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a shim is joining, or a start/stop runs
+    try:
+        if watcher.live() or _others_in(my_ns):
+            return False
+        # Closed to newcomers first; a shim that saw the marker just before joins within moments.
+        _remove(marker)
+        time.sleep(0.05)
+        if _others_in(my_ns):
+            open(marker, "w").close()
+            return False
+        return True
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+
+def _remove(path: str) -> None:
+    try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _run_hook(command: str, inside: dict) -> None:
+    """Run an on-deactivate command from the holder (its output goes to the holder's log)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(inside["cwd"])
+            for s in (_sig.SIGTERM, _sig.SIGINT, _sig.SIGHUP, _sig.SIGPIPE):
+                _sig.signal(s, _sig.SIG_DFL)
+            os.execve("/bin/sh", ["sh", "-c", command], inside["environ"])
+        except OSError as exc:
+            os.write(
+                2, f"venvroot: cannot run the on-deactivate command {command!r}: {exc.strerror}\n".encode()
+            )
+        os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        os.write(2, f"venvroot: on-deactivate command {command!r} failed with exit status {code}\n".encode())
+
+
+class _Watcher:
+    """The activated shells (``shells/PID`` files): pidfds to learn at once when one dies."""
+
+    def __init__(self, shells_fd: int) -> None:
+        self.shells_fd = shells_fd
+        self.watched: dict[int, int] = {}  # pid -> pidfd
+
+    def _registered(self) -> dict[int, str]:
+        out = {}
+        for name in os.listdir(self.shells_fd):
+            if not name.isdigit():
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY, dir_fd=self.shells_fd)
+                try:
+                    text = os.read(fd, 64).decode("utf-8", "replace").strip()
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue
+            if text:
+                out[int(name)] = text
+        return out
+
+    def poll(self, timeout: float) -> bool:
+        """Wait up to ``timeout``; True when a watched shell died and no watched shell is left."""
+        registered = self._registered()
+        for pid in list(self.watched):
+            if pid not in registered:  # deactivated
+                os.close(self.watched.pop(pid))
+        for pid, started in registered.items():
+            if pid in self.watched:
+                continue
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                fd = -1
+            if fd >= 0 and process_start_time(pid) == started:
+                self.watched[pid] = fd
+                continue
+            if fd >= 0:
+                os.close(fd)
+            self._forget(pid)  # gone before it was watched: a stale registration
+        if not self.watched:
+            time.sleep(timeout)
+            return False
+        ready, _, _ = select.select(list(self.watched.values()), [], [], timeout)
+        for fd in ready:
+            pid = next(p for p, f in self.watched.items() if f == fd)
+            os.close(self.watched.pop(pid))
+            self._forget(pid)
+        return bool(ready) and not self.watched
+
+    def _forget(self, pid: int) -> None:
+        try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
+            os.unlink(str(pid), dir_fd=self.shells_fd)
+        except OSError:
+            pass
+
+    def live(self) -> bool:
+        return any(process_start_time(pid) == started for pid, started in self._registered().items())
+
+
+def members(ns: int, first_only: bool = False) -> list[int]:
+    """Processes (but this one) in the mount namespace ``ns``; zombies have none."""
+    me = os.getpid()
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me:
+            try:
+                if os.stat(f"/proc/{name}/ns/mnt").st_ino == ns:
+                    out.append(int(name))
+                    if first_only:
+                        break
+            except OSError:
+                continue
+    return out
+
+
+def _others_in(ns: int) -> bool:
+    return bool(members(ns, first_only=True))
+
+
+def terminate(ns: int, own: bool = False) -> None:
+    """End every process in the mount namespace ``ns``: SIGTERM, then SIGKILL after a grace.
+    ``own``: called by the holder itself (its children are reaped on the way)."""
+    deadline = time.monotonic() + TERM_GRACE
+    signum = _sig.SIGTERM
+    sent: set[int] = set()
+    while True:
+        found = members(ns)
+        if not found:
+            return
+        for pid in found:
+            if signum == _sig.SIGKILL or pid not in sent:
+                _kill(pid, signum)
+                sent.add(pid)
+        if signum == _sig.SIGTERM and time.monotonic() > deadline:
+            signum = _sig.SIGKILL
+        time.sleep(0.01)
+        if own:
+            _reap()
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:  # noqa: SIM105
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+# -- stopping from outside -----------------------------------------------------------------------------
+
+
+def stop(state: State, lock: Lock | None = None) -> bool:
+    """End the env's namespaces and everything in them. Returns whether a holder was running.
+    Takes the lock exclusively unless the caller passes one it holds."""
+    own = lock is None
+    lock = lock or Lock(state).exclusive()
+    try:
+        found = read_holder(state)
+        stopped = False
+        namespaces = set()
+        if found is not None:
+            pid, token = found
+            try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
+                namespaces.add(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+            except OSError:
+                pass
+            _remove(f"/proc/{pid}/root{state.hidden}/{MARKER_PREFIX}{token}")
+            stopped = True
+        namespaces |= orphans(state)
+        _remove(state.holder)
+        if found is not None:
+            _kill(found[0], _sig.SIGTERM)
+        for ns in namespaces:
+            terminate(ns)
+        return stopped
+    finally:
+        if own:
+            lock.close()
+
+
+def orphans(state: State) -> set[int]:
+    """Mount namespaces of this env whose holder is gone but where processes still run (they
+    still see a liveness marker of this env)."""
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            entries = os.listdir(f"/proc/{name}/root{state.hidden}")
+        except OSError:
+            continue
+        if any(e.startswith(MARKER_PREFIX) for e in entries):
+            try:
+                found.add(os.stat(f"/proc/{name}/ns/mnt").st_ino)
+            except OSError:
+                continue
+    return found
+
+
+# -- joining -------------------------------------------------------------------------------------------
+
+
+def join(
+    holder: int, argv: list[str], env: Mapping[str, str], cwd: str, ids: tuple[int, int] | None = None
+) -> None:
+    """Replace this process with ``argv`` inside the holder's namespaces, in ``cwd`` (inside).
+    ``ids``: switch to this uid/gid after joining (as root with --user; rootless the user
+    namespace maps the ids already)."""
+    if ids is None:
+        from venvroot.ns import join_command
+
+        join_command(holder, argv, env=env, cwd=cwd)
+    from venvroot.ns import syscalls
+
+    fds = []
+    try:
+        for name, flag in (
+            ("mnt", syscalls.CLONE_NEWNS),
+            ("uts", syscalls.CLONE_NEWUTS),
+            ("ipc", syscalls.CLONE_NEWIPC),
+        ):
+            fds.append((flag, os.open(f"/proc/{holder}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+        for flag, fd in fds:
+            syscalls.setns(fd, flag)
+    except OSError as exc:
+        raise VenvrootError(f"cannot join the namespaces of process {holder}: {exc.strerror}") from None
+    finally:
+        for _, fd in fds:
+            os.close(fd)
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise VenvrootError(
+            f"cannot change directory to {cwd} inside the environment: {exc.strerror}"
+        ) from None
+    uid, gid = ids
+    os.setgroups([gid])
+    os.setgid(gid)
+    os.setuid(uid)
+    for s in (_sig.SIGPIPE, getattr(_sig, "SIGXFSZ", _sig.SIGPIPE)):
+        _sig.signal(s, _sig.SIG_DFL)
+    _execvpe(argv, env)
+
+
+def _execvpe(argv: list[str], env: Mapping[str, str]) -> None:
+    """os.execvpe without its lazy imports (inside, the standard library may be missing)."""
+    name = argv[0]
+    error: OSError = FileNotFoundError(2, "No such file or directory")
+    try:
+        if "/" in name:
+            os.execve(name, argv, env)
+        for directory in (env.get("PATH") or os.defpath).split(":"):
+            try:
+                os.execve(os.path.join(directory or ".", name), argv, env)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                error = exc
+    except OSError as exc:
+        error = exc
+    missing = isinstance(error, (FileNotFoundError, NotADirectoryError))
+    os.write(2, f"venvroot: cannot run {name!r} inside the environment: {error.strerror}\n".encode())
+    os._exit(127 if missing else 126)
+
+
+def run_inside(
+    holder: int, argv: list[str], cwd: str, env: Mapping[str, str], ids: tuple[int, int] | None,
+    stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
+) -> int:  # fmt: skip
+    """Run ``argv`` in the holder's namespaces as a child of this process; return its status."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+                if fd is not None:
+                    os.dup2(fd, target)
+            join(holder, argv, env, cwd, ids)
+        except BaseException as exc:
+            os.write(2, f"venvroot: {exc}\n".encode())
+        os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)

@@ -1,0 +1,299 @@
+"""The host system as a copy-on-write root: which host directory gets which kind of mount.
+
+An overlay cannot cover ``/`` itself, and rootless it cannot cover a directory with mounts below it
+(the kernel refuses to reveal what locked submounts hide). So the root is built from a *skeleton*
+directory (the top-level symlinks and mount points) and one entry per host directory:
+
+* ``overlay``: the directory with its own writable layer (most of them: /usr, /etc, /home...);
+* ``skeleton``: a directory with mounts below it, rebuilt child by child (rootless), its own new
+  entries landing in the skeleton (so they stay writable and private too);
+* ``rbind``: a read-only recursive bind, where neither works (too deep, unreadable, a kernel
+  filesystem, a container engine's tree, or an overlay the kernel refused when probed);
+* ``bind``: a file or socket directly inside a skeleton directory (read-only);
+* ``symlink``: a symlink directly inside a skeleton directory, made again in the skeleton.
+
+As root, a directory with submounts gets an overlay of its own filesystem and each submount an
+entry of its own on top. Every plan is *probed* (each overlay mounted once in a throwaway
+namespace) before use, and what the kernel refuses falls back as above and is reported by
+``venvroot info``. The plan is recomputed when the host's mounts or a skeleton directory change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from .layout import State
+
+# Mounted by the env itself (proc, sys, dev, a private tmp, the host at /r).
+OWN_TOP = ("proc", "sys", "dev", "tmp", "r")
+# Trees that container engines mount and unmount at any moment: read-only, never overlaid.
+ENGINE_TREES = (
+    "/var/lib/docker", "/run/docker", "/var/run/docker", "/var/lib/containers", "/run/containerd",
+    "/var/lib/containerd", "/run/netns", "/var/run/netns",
+)  # fmt: skip
+# Filesystems that hold files; anything else (proc, cgroup, nsfs...) is bound, not overlaid.
+FILE_SYSTEMS = {
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs", "reiserfs", "vfat", "exfat",
+    "ntfs", "ntfs3", "tmpfs", "ramfs", "nfs", "nfs4", "9p", "virtiofs", "squashfs", "iso9660",
+    "erofs", "overlay", "bcachefs", "fuseblk", "udf",
+}  # fmt: skip
+MAX_DEPTH = 4  # below this, a directory with submounts is bound read-only
+MAX_CHILDREN = 64  # more entries than this in a directory with submounts: bound read-only
+
+
+def mount_table() -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of every mount in this mount namespace."""
+    out: list[tuple[str, str]] = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
+        for line in handle:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            if len(fields) >= 5 and right:
+                out.append((_unescape(fields[4]), right.split()[0]))
+    return out
+
+
+def _unescape(text: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as \ooo.
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1 : i + 4].isdigit():
+            out.append(chr(int(text[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _under(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+class Planner:
+    """Builds the list of entries for the host view (see the module's docstring)."""
+
+    def __init__(self, rootless: bool, table: list[tuple[str, str]], refused: set[str]) -> None:
+        self.rootless = rootless
+        self.points = {point: fstype for point, fstype in table}
+        self.refused = refused  # directories whose overlay the kernel refused when probed
+        self.entries: list[dict] = []
+        self.fallbacks: list[str] = []
+
+    def submounts(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        return sorted(p for p in self.points if p.startswith(prefix))
+
+    def plan(self) -> list[dict]:
+        self.entries.append({"kind": "skeleton", "dest": "/"})
+        self._children("/", 0, skip=OWN_TOP)
+        return self.entries
+
+    def _children(self, path: str, depth: int, skip: tuple[str, ...] = ()) -> None:
+        for name in sorted(os.listdir(path)):
+            if name in skip:
+                continue
+            child = path.rstrip("/") + "/" + name
+            try:
+                st = os.lstat(child)
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                self.entries.append({"kind": "symlink", "dest": child, "target": os.readlink(child)})
+            elif stat.S_ISDIR(st.st_mode):
+                self.directory(child, depth + 1)
+            else:
+                self.entries.append({"kind": "bind", "dest": child})
+
+    def _rbind(self, path: str, why: str) -> None:
+        self.entries.append({"kind": "rbind", "dest": path})
+        self.fallbacks.append(f"{path} read-only ({why})")
+
+    def directory(self, path: str, depth: int) -> None:
+        if any(_under(path, tree) for tree in ENGINE_TREES):
+            self._rbind(path, "a container engine's tree")
+            return
+        fstype = self.points.get(path)
+        if fstype is not None and fstype not in FILE_SYSTEMS:
+            self._rbind(path, f"a {fstype} mount")
+            return
+        below = self.submounts(path)
+        refused = path in self.refused
+        if not below and not refused:
+            self.entries.append({"kind": "overlay", "dest": path})
+            return
+        if not self.rootless and not refused:
+            # Root may overlay a directory with submounts: its own filesystem, then each
+            # outermost submount on top.
+            self.entries.append({"kind": "overlay", "dest": path})
+            for sub in below:
+                if not any(_under(sub, other) for other in below if other != sub):
+                    self.directory(sub, depth + 1)
+            return
+        reason = "the kernel refused an overlay" if refused else "mounts below it"
+        try:
+            names = os.listdir(path)
+        except OSError:
+            self._rbind(path, f"{reason}, and it cannot be listed")
+            return
+        if depth >= MAX_DEPTH or len(names) > MAX_CHILDREN:
+            self._rbind(path, f"{reason}, too {'deep' if depth >= MAX_DEPTH else 'large'} to rebuild")
+            return
+        self.entries.append({"kind": "skeleton", "dest": path})
+        self.fallbacks.append(f"{path} rebuilt entry by entry ({reason}; its own files read-only)")
+        self._children(path, depth)
+
+
+def fingerprint(entries: list[dict], table: list[tuple[str, str]]) -> str:
+    """What the plan depends on: the host's mount points (but those inside a tree bound whole,
+    such as a container engine's, which come and go) and the skeleton directories' entries."""
+    bound = [e["dest"] for e in entries if e["kind"] == "rbind"]
+    parts = [p for p, _ in table if not any(_under(p, tree) and p != tree for tree in bound)]
+    for entry in entries:
+        if entry["kind"] == "skeleton":
+            try:
+                parts.append(entry["dest"] + ":" + "/".join(sorted(os.listdir(entry["dest"]))))
+            except OSError:
+                parts.append(entry["dest"] + ":?")
+    return str(hash_text("\n".join(parts)))
+
+
+def hash_text(text: str) -> int:
+    # FNV-1a, 64 bits: stable across runs (hash() is salted) without importing hashlib.
+    h = 0xCBF29CE484222325
+    for byte in text.encode("utf-8", "surrogateescape"):
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def build_skeleton(state: State, entries: list[dict]) -> None:
+    """Make the skeleton's directories, symlinks and mount points, and each overlay's upper and
+    work directories. Existing entries (and what programs wrote there) are kept."""
+    root = state.root
+    os.makedirs(root, exist_ok=True)
+    for name in OWN_TOP:
+        os.makedirs(f"{root}/{name}", exist_ok=True)
+    os.chmod(f"{root}/tmp", 0o1777)
+    os.makedirs(state.tmp, exist_ok=True)
+    os.chmod(state.tmp, 0o1777)
+    for entry in entries:
+        dest = entry["dest"]
+        here = root + dest if dest != "/" else root
+        kind = entry["kind"]
+        if kind == "symlink":
+            if not os.path.lexists(here):
+                os.symlink(entry["target"], here)
+        elif kind == "bind":
+            if not os.path.lexists(here):
+                os.close(os.open(here, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        elif dest != "/" and not os.path.isdir(here) and not _inside_overlay(entries, dest):
+            if os.path.lexists(here):
+                os.unlink(here)  # e.g. a symlink that became a directory on the host
+            os.mkdir(here)
+            st = os.stat(dest)
+            os.chmod(here, stat.S_IMODE(st.st_mode))
+            if os.geteuid() == 0:
+                os.chown(here, st.st_uid, st.st_gid)
+        if kind == "overlay":
+            upper, work = state.layer(dest)
+            os.makedirs(work, exist_ok=True)
+            if not os.path.isdir(upper):
+                # The overlay's top directory takes its owner and mode from the upper one.
+                os.makedirs(upper)
+                st = os.stat(dest)
+                os.chmod(upper, stat.S_IMODE(st.st_mode))
+                if os.geteuid() == 0:
+                    os.chown(upper, st.st_uid, st.st_gid)
+
+
+def _inside_overlay(entries: list[dict], dest: str) -> bool:
+    """Whether ``dest`` lies inside an overlaid directory (root's nested submounts): its mount
+    point then comes from the overlay's lower, not from the skeleton."""
+    return any(e["kind"] == "overlay" and e["dest"] != dest and _under(dest, e["dest"]) for e in entries)
+
+
+def probe(state: State, entries: list[dict]) -> set[str]:
+    """Mount each planned overlay once, in order, in a throwaway namespace; return the directories
+    whose overlay the kernel refused."""
+    from venvroot.ns import runner, sandbox, syscalls
+
+    overlays = [e["dest"] for e in entries if e["kind"] == "overlay"]
+    if not overlays:
+        return set()
+    spec = runner.make_spec(state.root, mounts=(), uid=None, gid=None)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        refused = []
+        try:
+            os.close(read_fd)
+            sandbox.enter_namespaces(spec)
+            syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
+            for dest in overlays:
+                upper, work = state.layer(dest)
+                options = f"lowerdir={_esc(dest)},upperdir={_esc(upper)},workdir={_esc(work)}"
+                if spec.userns:
+                    options += ",userxattr"
+                try:
+                    syscalls.mount("overlay", state.root + dest, "overlay", 0, options)
+                except OSError:
+                    refused.append(dest)
+            os.write(write_fd, "\0".join(refused).encode("utf-8", "surrogateescape"))
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    data = b"".join(chunks).decode("utf-8", "surrogateescape")
+    return set(data.split("\0")) if data else set()
+
+
+def _esc(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+
+def make_plan(state: State) -> dict:
+    """Plan, build the skeleton, probe, and fall back until the kernel accepts every overlay."""
+    rootless = os.geteuid() != 0
+    refused: set[str] = set()
+    for _ in range(6):
+        table = mount_table()
+        planner = Planner(rootless, table, refused)
+        entries = planner.plan()
+        build_skeleton(state, entries)
+        newly = probe(state, entries) - refused
+        if not newly:
+            break
+        refused |= newly
+    plan = {
+        "rootless": rootless,
+        "entries": entries,
+        "fallbacks": planner.fallbacks,
+        "fingerprint": fingerprint(entries, table),
+    }
+    tmp = state.plan + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(plan, handle, indent=0)
+    os.replace(tmp, state.plan)
+    return plan
+
+
+def current_plan(state: State) -> dict:
+    """The saved plan, made again when the host's mounts or the skeleton directories changed."""
+    try:
+        with open(state.plan, encoding="utf-8") as handle:
+            plan = json.load(handle)
+    except (OSError, ValueError):
+        return make_plan(state)
+    if plan.get("rootless") != (os.geteuid() != 0) or plan.get("fingerprint") != fingerprint(
+        plan["entries"], mount_table()
+    ):
+        return make_plan(state)
+    return plan

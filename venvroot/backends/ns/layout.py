@@ -1,0 +1,109 @@
+"""Where the ``ns`` backend keeps an environment's state, and the venvroot.cfg keys it writes.
+
+Standard library only, and only ``os``: the shims' Python path imports this module.
+
+``<env>/.venvroot/ns/``::
+
+    lower/          the unpacked root of a tarball or docker:IMAGE source (pristine)
+    root/           the directory the runner turns into ``/``: for the host view a skeleton (the
+                    top-level symlinks, mount points, and the writable part of directories that
+                    could not be overlaid); for other sources an empty mount point for the overlay
+    upper/ work/    the writable layer of a single-overlay root (directory, tarball, docker image)
+    layers/NAME/    upper/ and work/ of each overlaid host directory (NAME: the path, escaped)
+    tmp/            the host view's private /tmp
+    plan.json       the host view: which directory is overlaid, recursed into or bound read-only
+    python          the env's interpreter(s): "NAME<TAB>host path of the real file" per line
+    holder          "PID TOKEN": the process that keeps the env's namespaces alive
+    lock            flock: shims share it, starting/stopping the namespaces takes it exclusively
+    shells/PID      an activated shell: its start time (empty once deactivated)
+    holder.log      what the holder and the hooks it runs print
+
+``<env>/.venvroot/shim.sh`` is the fragment every shim sources: the way into running namespaces.
+Inside the root, ``<env>/.venvroot`` is covered by a small tmpfs (the state stays out of reach of
+the programs) that holds the inside version of that fragment and the holder's liveness marker.
+"""
+
+from __future__ import annotations
+
+import os
+
+# venvroot.cfg keys (Settings.extra) -----------------------------------------------------------------
+CFG_SOURCE = "ns-source"  # host | directory | tarball | docker
+CFG_LOWER = "ns-lower"  # the pristine lower layer ("/" for the host view)
+CFG_PATH = "ns-path"  # PATH inside: the env's bin, then the root's own PATH
+CFG_UID = "ns-uid"  # ids inside when not the caller's own (the runner's uid/gid)
+CFG_GID = "ns-gid"
+CFG_LOGIN = "ns-login"  # USER/LOGNAME and HOME for a user other than the caller
+CFG_HOME = "ns-home"
+CFG_PYTHON = "ns-python"  # the env's Python version inside, when it has one
+CFG_FALLBACKS = "ns-fallbacks"  # host directories that could not be overlaid (at create)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Host variables that would mislead programs inside (the docker backend drops the same ones).
+DROPPED_ENV = ("PATH", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME")
+MARKER_PREFIX = "live-"  # <env>/.venvroot/live-TOKEN exists inside a live holder's root only
+# Seconds an unused holder stays up (no activated shell, nothing running inside): shims run in a
+# row join it instead of building the namespaces again.
+LINGER = 3.0
+
+
+class State:
+    """Paths of one environment's ``ns`` state."""
+
+    def __init__(self, env_dir: str) -> None:
+        self.env_dir = env_dir
+        self.hidden = env_dir + "/.venvroot"  # covered by a tmpfs inside the root
+        self.fastpath = self.hidden + "/shim.sh"  # sourced by every shim when present
+        base = self.base = self.hidden + "/ns"
+        self.lower = base + "/lower"
+        self.root = base + "/root"
+        self.upper = base + "/upper"
+        self.work = base + "/work"
+        self.layers = base + "/layers"
+        self.tmp = base + "/tmp"
+        self.plan = base + "/plan.json"
+        self.python = base + "/python"
+        self.holder = base + "/holder"
+        self.lock = base + "/lock"
+        self.shells = base + "/shells"
+        self.log = base + "/holder.log"
+
+    def layer(self, inside: str) -> tuple[str, str]:
+        """(upper, work) of the overlay on the host directory ``inside``."""
+        name = inside.strip("/").replace("%", "%25").replace("/", "%2F") or "%2F"
+        return f"{self.layers}/{name}/upper", f"{self.layers}/{name}/work"
+
+
+def read_holder(state: State) -> tuple[int, str] | None:
+    """The recorded holder (pid, token) if that process is alive and really this env's holder."""
+    try:
+        with open(state.holder, encoding="ascii") as handle:
+            pid_text, _, token = handle.read().strip().partition(" ")
+    except OSError:
+        return None
+    if not pid_text.isdigit() or not token:
+        return None
+    pid = int(pid_text)
+    # The marker exists only in the root of this env's live holder: a reused pid never has it.
+    if not os.path.exists(f"/proc/{pid}/root{state.hidden}/{MARKER_PREFIX}{token}"):
+        return None
+    return pid, token
+
+
+def inside_cwd(env_dir: str, directories: list[str], cwd: str) -> str:
+    """The directory ``cwd`` as seen inside: through the deepest mapping that holds it (the
+    project directory, which holds the env, or a --directory), else under the host view at /r."""
+    maps = [(os.path.dirname(env_dir), os.path.dirname(env_dir))]
+    for spec in directories:
+        host, inside, _mode = spec.rsplit(":", 2)
+        maps.append((host, inside))
+    best = None
+    for host, inside in maps:
+        if (cwd == host or cwd.startswith(host.rstrip("/") + "/")) and (
+            best is None or len(host) >= len(best[0])
+        ):
+            best = (host, inside)
+    if best is None or best[0] == "/":
+        return "/r" + cwd if cwd != "/" else "/r"
+    rest = cwd[len(best[0]) :]
+    return best[1].rstrip("/") + rest if rest else best[1]

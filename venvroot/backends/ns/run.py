@@ -1,0 +1,94 @@
+"""The ``ns`` backend's hot path: run one program in the environment, as a shim does.
+
+Standard library only. Shims normally never get here: their sh fragment joins a running
+environment with nsenter. This is the way in when nothing runs yet (the holder is started, see
+holder.py) or without nsenter: map the current directory and the environment, take the env's
+lock shared, start the holder if needed, and replace this process with the program inside the
+holder's namespaces. Signals, the terminal and the exit status then need no help.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...errors import VenvrootError
+from .layout import (
+    CFG_GID,
+    CFG_HOME,
+    CFG_LOGIN,
+    CFG_PATH,
+    CFG_UID,
+    DEFAULT_PATH,
+    DROPPED_ENV,
+    State,
+    inside_cwd,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...envconfig import EnvConfig
+
+
+def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
+    from . import holder as holders
+
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        raise VenvrootError(
+            "the current directory does not exist any more; cd to an existing directory and try again"
+        ) from None
+    inside = inside_cwd(cfg.env_dir, cfg.get_list("directory"), cwd)
+    environ = inside_environ(cfg, inside)
+    lock = holders.Lock(State(cfg.env_dir))
+    pid, _token = holders.ensure(cfg, lock)  # the lock stays held until the program starts
+    if not os.path.isdir(f"/proc/{pid}/root{inside}"):
+        raise VenvrootError(
+            f"the current directory {cwd} is not visible inside the environment (looked for {inside}); "
+            f"cd into the project directory {os.path.dirname(cfg.env_dir)}, or map it with --directory"
+        )
+    holders.join(pid, [program, *args], environ, inside, switch_ids(cfg))
+    return 127  # not reached
+
+
+def inside_environ(cfg: EnvConfig, cwd: str) -> dict[str, str]:
+    """The caller's environment for a program inside: PATH for the root with the env's bin
+    first, the user's name and home when it is not the caller, PWD (the docker backend's rules)."""
+    env = dict(os.environ)
+    for key in DROPPED_ENV:
+        env.pop(key, None)
+    env["PATH"] = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
+    login = cfg.get(CFG_LOGIN)
+    if login:
+        env["USER"] = env["LOGNAME"] = login
+        env["HOME"] = cfg.get(CFG_HOME) or "/"
+    elif "HOME" not in env:
+        import pwd
+
+        try:
+            env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            env["HOME"] = "/"
+    env["PWD"] = cwd
+    return env
+
+
+def runner_ids(cfg: EnvConfig) -> tuple[int | None, int | None]:
+    """The runner's uid/gid: who the caller is inside (None: its own ids, rootless)."""
+    uid, gid = cfg.get(CFG_UID), cfg.get(CFG_GID)
+    if uid is not None:
+        return int(uid), int(gid or uid)
+    if os.geteuid() != 0:
+        return None, None
+    return 0, 0
+
+
+def switch_ids(cfg: EnvConfig) -> tuple[int, int] | None:
+    """As root with ``--user``: the ids to switch to after joining (rootless the user namespace
+    maps the caller already)."""
+    if os.geteuid() != 0:
+        return None
+    uid, gid = runner_ids(cfg)
+    if not uid and not gid:
+        return None
+    return uid or 0, gid or 0

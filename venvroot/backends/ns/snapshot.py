@@ -1,0 +1,86 @@
+"""Snapshots of an ``ns`` environment's root: its writable layers, copied file by file.
+
+The pristine lower layers (the host, a directory, an unpacked tarball or image) never change and
+are never copied. What a snapshot keeps, under ``<snapshot>/root/``, relative to the state
+directory ``<env>/.venvroot/ns``:
+
+* a directory, tarball or image root: ``upper/``, the overlay's writable layer;
+* the host view: ``root/`` (the skeleton, with the writable part of directories that could not be
+  overlaid), ``tmp/`` (the env's private /tmp), ``layers/NAME/upper/`` (the writable layer of each
+  overlaid host directory) and the generated ``passwd``/``group`` where /etc has no layer.
+
+Overlay work directories are the kernel's scratch space and are left alone. Whiteouts, opaque
+directories (``user.overlay.*`` rootless, ``trusted.overlay.*`` as root) and hard links survive
+the copies (see :mod:`venvroot.filetree`): every file of the layers belongs to the caller (rootless,
+one uid is mapped), so the copies are made from the host side, no namespace needed.
+
+Restoring, and discarding a frozen env's changes, happen with the namespaces stopped (an
+overlay's layers must not change under it), holding the env's lock exclusively.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ... import filetree, snapshots
+from . import holder
+from .layout import CFG_SOURCE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .backend import Backend
+
+
+def root_parts(backend: Backend, snapshot_dir: str | None = None) -> list[str]:
+    """The writable parts of the root (relative to the state directory) now, and in the snapshot."""
+    state = backend.state
+    if (backend.settings.extra.get(CFG_SOURCE) or "host") != "host":
+        return ["upper"]
+    names: set[str] = set()
+    for top in (state.base, os.path.join(snapshot_dir, "root") if snapshot_dir else None):
+        if top is not None and os.path.isdir(os.path.join(top, "layers")):
+            names.update(os.listdir(os.path.join(top, "layers")))
+    return ["root", "tmp", "passwd", "group", *(f"layers/{name}/upper" for name in sorted(names))]
+
+
+def take(backend: Backend, dest: str, previous: str | None) -> dict[str, str]:
+    """Copy the writable parts into ``dest/root``, hard-linking what ``previous`` has unchanged."""
+    base = backend.state.base
+    for rel in root_parts(backend):
+        src = os.path.join(base, rel)
+        if not os.path.lexists(src):
+            continue
+        dst = os.path.join(dest, "root", rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        filetree.copy(src, dst, os.path.join(previous, "root", rel) if previous else None)
+    return {}
+
+
+def put_back(backend: Backend, src: str, lock: holder.Lock) -> None:
+    """Stop the namespaces and make the writable parts exactly the snapshot's; then make the root
+    ready to enter again (the host's mounts may have changed since)."""
+    state = backend.state
+    holder.stop(state, lock)
+    for rel in root_parts(backend, src):
+        saved = os.path.join(src, "root", rel)
+        target = os.path.join(state.base, rel)
+        if os.path.lexists(saved):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            filetree.sync(saved, target)
+        elif os.path.isdir(target) and not os.path.islink(target):
+            for name in os.listdir(target):  # a layer the snapshot did not have yet: empty
+                filetree.remove(os.path.join(target, name))
+        else:
+            filetree.remove(target)
+    backend.prepare_root()
+
+
+def discard_frozen_changes(backend: Backend, lock: holder.Lock) -> bool:
+    """A frozen env's session begins or ends: the root and the Python packages go back to the
+    frozen base. False when the env is not frozen."""
+    base = snapshots.frozen_dir(backend.env_dir)
+    if base is None or not os.path.isdir(base):
+        return False
+    put_back(backend, base, lock)
+    snapshots.discard_python_changes(backend.env_dir, backend.own_paths, backend.python_extra_paths)
+    return True
