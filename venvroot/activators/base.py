@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import jinja2
+from .. import templates
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,7 @@ class Activator:
         raise NotImplementedError
 
     def render(self, ctx: ActivationContext) -> str:
-        here = Path(__file__).parent
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(here)),
-            keep_trailing_newline=True,
-            autoescape=False,
-            undefined=jinja2.StrictUndefined,
-        )
-        env.filters["q"] = self.quote
-        return env.get_template(self.template).render(ctx=ctx)
+        return templates.render(str(Path(__file__).parent), self.template, self.quote, ctx=ctx)
 
     def generate(self, ctx: ActivationContext) -> Path:
         dest = Path(ctx.bin_dir) / self.filename

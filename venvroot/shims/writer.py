@@ -1,4 +1,4 @@
-"""Writes and removes shims (and the session hook) from ``shim.tmpl``/``session.tmpl``."""
+"""Writes and removes shims (and the session hook) from ``shim.tmpl`` and ``manage.tmpl``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-import jinja2
-
+from .. import templates
 from ..errors import UsageError
 
 HERE = Path(__file__).parent
@@ -17,14 +16,6 @@ SESSION_HOOK = ".venvroot-session"
 MARK = "# venvroot shim:"
 # Files the environment itself owns in bin/: a shim must never replace them.
 RESERVED = ("activate", "destroy", SESSION_HOOK)
-
-_templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(HERE)),
-    keep_trailing_newline=True,
-    autoescape=False,
-    undefined=jinja2.StrictUndefined,
-)
-_templates.filters["q"] = shlex.quote
 
 
 def shim_name(program: str) -> str:
@@ -41,7 +32,9 @@ def shim_name(program: str) -> str:
 
 
 def _render(template: str, path: Path, **values: str) -> Path:
-    text = _templates.get_template(template).render(python=sys.executable, entry=str(ENTRY), **values)
+    text = templates.render(
+        str(HERE), template, shlex.quote, python=sys.executable, entry=str(ENTRY), **values
+    )
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.chmod(tmp, 0o755)
