@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from conftest import as_user, build_busybox_root
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 class Who:
     """Runs commands as root or as the unprivileged test user."""

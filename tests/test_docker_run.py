@@ -35,8 +35,6 @@ from docker_helpers import (
     venvroot,
 )
 
-ENTRY = Path(__file__).resolve().parent.parent / "venvroot" / "shims" / "entry.py"
-
 
 @pytest.fixture(scope="module")
 def project(busybox_image: str) -> Iterator[Path]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from ns_helpers import Who, chroot_cli, own_root, who_fixture  # noqa: F401 - fixture
 
+import venvroot
+
 CHROOT_BODY = r"""
 import json, os, sys
 from venvroot.ns import Chroot, ChrootError, RemoteTraceback, run_command
@@ -122,7 +124,7 @@ def test_chroot_on_other_python_versions(busybox_root: Path) -> None:
     for python in found:
         result = Who("root", None).run(
             [str(python), "-c", CHROOT_BODY, str(busybox_root)],
-            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)),
+            env=dict(os.environ, PYTHONPATH=str(Path(venvroot.__file__).resolve().parent.parent)),
         )
         out = _json(result)
         assert out["locals"]["before"] == 2, python
@@ -220,7 +222,7 @@ def test_run_command_environment_cwd_and_identity(who: Who, busybox_root: Path) 
 
 def test_exec_command_as_a_shim_calls_it(who: Who, busybox_root: Path) -> None:
     """A fresh `python -I -S` process, as the shims run it: the process becomes the program."""
-    repo = str(Path(__file__).resolve().parent.parent)
+    repo = str(Path(venvroot.__file__).resolve().parent.parent)  # the installed package, not the checkout
     code = (
         f"import sys; sys.path.insert(0, {repo!r}); import os\n"
         "from venvroot.ns import exec_command\n"
