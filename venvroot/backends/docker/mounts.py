@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from ...errors import UsageError
+from ...hostmounts import mount_table
 from ...mapping import DirectoryMapping
 from .layout import StateDir
 
@@ -52,17 +53,10 @@ def host_mounts() -> list[str]:
     """Mount points of real filesystems below ``/`` in our mount namespace, outermost first."""
     points: list[str] = []
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
-            lines = handle.read().splitlines()
+        table = mount_table()
     except OSError:
         return points
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) < 5 or not right:
-            continue
-        point = _unescape(fields[4])
-        fstype = right.split()[0]
+    for point, fstype in table:
         if point == "/" or fstype not in FILE_SYSTEMS:
             continue
         if any(point == t or point.startswith(t + "/") for t in SKIPPED_TREES):
@@ -70,19 +64,6 @@ def host_mounts() -> list[str]:
         if (os.path.isdir(point) or os.path.isfile(point)) and point not in points:
             points.append(point)
     return sorted(points, key=lambda p: p.count("/"))
-
-
-def _unescape(text: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \\ooo.
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1 : i + 4].isdigit():
-            out.append(chr(int(text[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 def container_mounts(env_dir: str, directories: list[str]) -> list[dict]:

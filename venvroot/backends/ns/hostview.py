@@ -24,6 +24,7 @@ import json
 import os
 import stat
 
+from ...hostmounts import mount_table
 from .layout import State
 
 # Mounted by the env itself (proc, sys, dev, a private tmp, the host at /r).
@@ -41,33 +42,6 @@ FILE_SYSTEMS = {
 }  # fmt: skip
 MAX_DEPTH = 4  # below this, a directory with submounts is bound read-only
 MAX_CHILDREN = 64  # more entries than this in a directory with submounts: bound read-only
-
-
-def mount_table() -> list[tuple[str, str]]:
-    """(mount point, filesystem type) of every mount in this mount namespace."""
-    out: list[tuple[str, str]] = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
-        for line in handle:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            if len(fields) >= 5 and right:
-                out.append((_unescape(fields[4]), right.split()[0]))
-    return out
-
-
-def _unescape(text: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo.
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1 : i + 4].isdigit():
-            out.append(chr(int(text[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 def _under(path: str, tree: str) -> bool:
