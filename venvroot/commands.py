@@ -13,6 +13,10 @@ from .errors import UsageError, VenvrootError
 from .options import check
 from .version import __version__
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .snapshots import Snapshots
+
 VERBS = (
     "create", "run", "shell", "link", "unlink", "sync", "info", "reset", "destroy",
     "snapshot", "freeze", "unfreeze", "chroot",
@@ -147,9 +151,11 @@ def cmd_sync(argv: list[str]) -> int:
 
 def cmd_info(argv: list[str]) -> int:
     from .env import Environment
+    from .snapshots import Snapshots
 
     ns = _env_parser("info", "Show the environment's settings and state.").parse_args(argv)
-    rows = Environment.open(ns.path).info()
+    env = Environment.open(ns.path)
+    rows = env.info() + Snapshots(env).info()
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
@@ -158,9 +164,12 @@ def cmd_info(argv: list[str]) -> int:
 
 def cmd_reset(argv: list[str]) -> int:
     from .env import Environment
+    from .snapshots import Snapshots
 
-    ns = _env_parser("reset", "Stop the environment and discard changes to its root.").parse_args(argv)
-    Environment.open(ns.path).reset()
+    ns = _env_parser(
+        "reset", "Stop the environment and discard changes to its root (or go back to its frozen state)."
+    ).parse_args(argv)
+    Snapshots(Environment.open(ns.path)).reset()
     return 0
 
 
@@ -174,11 +183,134 @@ def cmd_destroy(argv: list[str]) -> int:
     return 0
 
 
-def cmd_not_yet(verb: str) -> Callable[[list[str]], int]:
-    def run(argv: list[str]) -> int:
-        raise VenvrootError(f"`venvroot {verb}` is not available in venvroot {__version__} yet")
+def _snapshot_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="venvroot snapshot",
+        description="Snapshots of an environment's root and Python packages: take, list, restore and "
+        "delete them, and have a program's shim take one before certain calls.",
+    )
+    sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    sub.required = True
+    c = sub.add_parser("create", help="take a snapshot", description="Take a snapshot of the environment.")
+    c.add_argument("path", metavar="PATH", help="the environment's directory")
+    c.add_argument("name", nargs="?", metavar="NAME", help="a new name (default: snap-N)")
+    ls = sub.add_parser("list", help="list the snapshots", description="List the snapshots.")
+    ls.add_argument("path", metavar="PATH", help="the environment's directory")
+    for verb, what in (("restore", "bring back what a snapshot captured"), ("delete", "delete a snapshot")):
+        r = sub.add_parser(verb, help=what, description=what[0].upper() + what[1:] + ".")
+        r.add_argument("path", metavar="PATH", help="the environment's directory")
+        r.add_argument("ref", metavar="NAME|ID", help="the snapshot's name or id")
+    k = sub.add_parser(
+        "configure",
+        help="snapshot automatically before a program runs",
+        description="Make PROGRAM's shim take a snapshot before running whenever its arguments match "
+        "REGEX (e.g. `venvroot snapshot configure .venv pip --pattern install --name 'pip-{id}'`).",
+    )
+    k.add_argument("path", metavar="PATH", help="the environment's directory")
+    k.add_argument("program", metavar="PROGRAM", help="a program with a shim in the env's bin/")
+    k.add_argument("--pattern", metavar="REGEX", help="searched in the arguments, joined by spaces")
+    k.add_argument(
+        "--name",
+        metavar="TEMPLATE",
+        help="snapshot names, from {id} {n} {program} {date} {time} (default: {program}-{id})",
+    )
+    k.add_argument("--off", action="store_true", help="take no automatic snapshots for PROGRAM any more")
+    return p
 
-    return run
+
+def cmd_snapshot(argv: list[str]) -> int:
+    from .env import Environment
+    from .snapshots import Snapshots, human_size
+
+    ns = _snapshot_parser().parse_args(argv)
+    env = Environment.open(ns.path)
+    snaps = Snapshots(env)
+    if ns.action == "create":
+        snap = snaps.create(ns.name)
+        print(f"snapshot {snap.name} ({snap.id}) of {env.path}")
+    elif ns.action == "list":
+        _print_snapshots(snaps, human_size)
+    elif ns.action == "restore":
+        snap = snaps.restore(ns.ref)
+        print(f"restored snapshot {snap.name} ({snap.id}) in {env.path}")
+    elif ns.action == "delete":
+        snap = snaps.delete(ns.ref)
+        print(f"deleted snapshot {snap.name} ({snap.id}) of {env.path}")
+    elif ns.off:
+        if ns.pattern is not None or ns.name is not None:
+            raise UsageError("--off takes no --pattern or --name")
+        print(f"{snaps.configure(ns.program, None, None, off=True)}: no automatic snapshots any more")
+    else:
+        program = snaps.configure(ns.program, ns.pattern, ns.name)
+        pattern, template = snaps.rules()[program]
+        print(f"{program}: a snapshot named {template} before each call whose arguments match /{pattern}/")
+        if not (env.bin_dir / program).is_file():
+            print(f"note: {env.bin_dir / program} does not exist yet; the rule applies once it does")
+    return 0
+
+
+def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None:
+    import time
+
+    found = snaps.all()
+    if not found:
+        print(f"no snapshots of {snaps.env_dir}")
+        return
+    sizes = snaps.sizes()
+    current = snaps.current()
+    frozen = snaps.frozen()
+    rows = [("", "ID", "NAME", "CREATED", "SIZE", "")]
+    for snap in found:
+        notes = []
+        if current is not None and snap.id == current.id:
+            notes.append("current")
+        if frozen is not None and snap.id == frozen.id:
+            notes.append("frozen base")
+        if snap.program:
+            notes.append(f"before {snap.program}")
+        rows.append(
+            (
+                "*" if "current" in notes else "",
+                snap.id,
+                snap.name,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.created)),
+                human_size(sizes.get(snap.id, 0)),
+                ", ".join(notes),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for mark, sid, name, created, size, notes in rows:
+        cells = (mark.ljust(widths[0]), sid.ljust(widths[1]), name.ljust(widths[2]), created.ljust(widths[3]))
+        print("  ".join((*cells, size.rjust(widths[4]), notes)).rstrip())
+    print(f"total {human_size(sum(sizes.values()))} on disk (files shared between snapshots counted once)")
+
+
+def cmd_freeze(argv: list[str]) -> int:
+    from .env import Environment
+    from .snapshots import Snapshots
+
+    p = _env_parser(
+        "freeze",
+        "Make the current state the environment's base: changes last only until the session ends, "
+        "and new snapshots are refused until `venvroot unfreeze`.",
+    )
+    p.add_argument("--name", help="name of the base snapshot (default: frozen-N)")
+    ns = p.parse_args(argv)
+    env = Environment.open(ns.path)
+    snap = Snapshots(env).freeze(ns.name)
+    print(f"froze {env.path} at snapshot {snap.name} ({snap.id})")
+    return 0
+
+
+def cmd_unfreeze(argv: list[str]) -> int:
+    from .env import Environment
+    from .snapshots import Snapshots
+
+    ns = _env_parser("unfreeze", "Let changes to the environment last again.").parse_args(argv)
+    env = Environment.open(ns.path)
+    snap = Snapshots(env).unfreeze()
+    print(f"unfroze {env.path} (its base stays as snapshot {snap.name})")
+    return 0
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -191,9 +323,9 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "info": cmd_info,
     "reset": cmd_reset,
     "destroy": cmd_destroy,
-    "snapshot": cmd_not_yet("snapshot"),
-    "freeze": cmd_not_yet("freeze"),
-    "unfreeze": cmd_not_yet("unfreeze"),
+    "snapshot": cmd_snapshot,
+    "freeze": cmd_freeze,
+    "unfreeze": cmd_unfreeze,
 }
 
 

@@ -69,3 +69,35 @@ class Backend:
     def info(self) -> dict[str, str]:
         """Extra ``key: value`` facts for ``venvroot info``."""
         return {}
+
+    # -- snapshots (driven by venvroot.snapshots, which also keeps the env's Python packages) -------
+    #: Top-level entries of the env directory that belong to the backend, not to the env's Python
+    #: (besides bin/, venvroot.cfg and .venvroot/, which never do).
+    own_paths: ClassVar[tuple[str, ...]] = ()
+    #: Paths inside the env's own entries that hold Python files all the same (e.g. the venv's real
+    #: ``bin``, when the shims take ``<env>/bin``).
+    python_extra_paths: ClassVar[tuple[str, ...]] = ()
+
+    def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:
+        """Capture the root's current state for the snapshot being written in ``dest``: keep files
+        there, hard-linking those unchanged since ``previous`` (the closest earlier snapshot's
+        directory), or keep it elsewhere (an image). Return facts to store with the snapshot;
+        ``root-size`` counts bytes kept outside ``dest``. On failure remove what was made."""
+        raise NotImplementedError
+
+    def restore_root(self, src: str, facts: dict[str, str]) -> None:
+        """Stop what runs in the env (as ``reset`` does) and make the root exactly as captured."""
+        raise NotImplementedError
+
+    def drop_root_snapshot(self, src: str, facts: dict[str, str]) -> None:
+        """Free what :meth:`snapshot_root` kept outside ``src`` (the caller removes ``src``)."""
+
+    def freeze_root(self, src: str, facts: dict[str, str]) -> None:
+        """Make the captured state the base that every session starts from: changes made from now
+        on last until the end of the session (the next activation starts from the base again);
+        ``reset`` returns to it. ``src`` stays in place while the env is frozen."""
+        raise NotImplementedError
+
+    def unfreeze_root(self, src: str, facts: dict[str, str]) -> None:
+        """Lift :meth:`freeze_root`: changes last again. ``src`` may be deleted afterwards."""
+        raise NotImplementedError

@@ -18,6 +18,12 @@ def run_program(env_dir: str, program: str, args: list[str]) -> int:
     from venvroot import envconfig
 
     cfg = envconfig.read(env_dir)
+    for key in cfg.values:
+        if key.startswith("auto-snapshot."):  # `venvroot snapshot configure`: maybe a snapshot first
+            from venvroot.snapshots import auto_snapshot
+
+            auto_snapshot(cfg, program, args)
+            break
     module = __import__(f"venvroot.backends.{cfg.backend}.run", fromlist=["run"])
     return module.run(cfg, program, args)
 

@@ -22,17 +22,20 @@ import time
 from functools import cached_property
 from typing import Any
 
+from ... import snapshots
 from ...envconfig import EnvConfig, unquote
 from ...errors import UsageError, VenvrootError
 from ...mapping import UserSpec
 from ..base import Backend as BaseBackend
 from . import layout, mounts, session, users
-from .engine import Connection, encode, error_message
+from .engine import Connection, encode, error_message, loads
 from .run import DEFAULT_PATH, Usage, ensure_running, live_sessions
 
 # The container's main process, needing nothing but /bin/sh: it waits on a stdin that never
 # delivers (the daemon holds it open) and leaves at once on SIGTERM (`docker stop`, deactivate).
 KEEPER = 'trap "exit 0" TERM INT HUP; while read -r _; do :; done'
+# Snapshots stack image layers; past this depth a new snapshot starts no new stack (see _rebase).
+MAX_LAYERS = 100
 # Exit 0 when $1 (a name looked up on PATH, or a path) is an executable file.
 FIND_PROGRAM = (
     'case $1 in */*) [ -f "$1" ] && [ -x "$1" ]; exit ;; esac; set -f; IFS=:; '
@@ -43,6 +46,7 @@ FIND_PROGRAM = (
 class Backend(BaseBackend):
     name = "docker"
     uses_session = True
+    python_extra_paths = layout.PYTHON_EXTRA_PATHS
 
     @property
     def env_dir(self) -> str:
@@ -299,18 +303,36 @@ class Backend(BaseBackend):
 
     # -- sessions --------------------------------------------------------------------------
     def session_start(self, shell_pid: int) -> None:
+        before = set(self.programs_to_link()) if snapshots.frozen_id(self.env_dir) else None
         session.start(self._cfg(), shell_pid)
+        if before is not None:  # a frozen env's Python went back to the base: shims follow
+            self._resync_shims(before)
 
     def session_stop(self, shell_pid: int) -> None:
+        before = set(self.programs_to_link()) if snapshots.frozen_id(self.env_dir) else None
         session.stop(self._cfg(), shell_pid)
+        if before is not None:
+            self._resync_shims(before)
+
+    def _resync_shims(self, before: set[str]) -> None:
+        from ...env import Environment
+
+        snapshots.Snapshots(Environment(self.settings)).resync_shims(before)
 
     # -- reset, destroy, info --------------------------------------------------------------
     def reset(self) -> None:
-        """Remove the container (a shim recreates it from the base image on next use). If the
-        base image is gone, rebuild it from the original image."""
+        """Remove the container (a shim recreates it on next use) from the base image, or from the
+        frozen base when the env is frozen. If the base image is gone, rebuild it from the original
+        image."""
         import docker
 
         self._remove_containers()
+        frozen = snapshots.frozen_dir(self.env_dir)
+        if frozen is not None:
+            found = snapshots.Snapshot.load(frozen)
+            if found is not None:
+                self.restore_root(found.path, found.facts)
+                return
         base = self.settings.extra.get("docker-base-image", "")
         try:
             self.client.images.get(base)
@@ -322,23 +344,164 @@ class Backend(BaseBackend):
             from ...envconfig import CFG_NAME
 
             (self.settings.path / CFG_NAME).write_text(self.settings.to_cfg(), encoding="utf-8")
+        self._use_image(base)
 
     def destroy(self) -> None:
-        """Remove the env's containers and every image it made (found by label)."""
+        """Remove the env's containers and every image it made (found by label): the base, the
+        snapshots, the frozen base. Children first: Docker refuses to remove an image that another
+        one is built on."""
         import docker
 
         self._remove_containers()
-        for image in self.client.images.list(
-            all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"}
-        ):
+        snapshots.remove_all(self.env_dir)
+        labelled = self.client.images.list(all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"})
+        images = {image.id: image.attrs.get("ParentId", "") for image in labelled}
+        while images:
+            parents = set(images.values())
+            leaves = [i for i in images if i not in parents] or list(images)
+            for image in leaves:
+                del images[image]
+                try:
+                    self.client.api.remove_image(image, force=True)
+                except docker.errors.NotFound:
+                    pass  # removed with its child already
+                except docker.errors.APIError as exc:
+                    raise VenvrootError(
+                        f"cannot remove the env's image {image[7:19]}: {_explain(exc)}"
+                    ) from None
+
+    # -- snapshots: the container's file system, committed as an image ----------------------
+    def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:
+        """Commit the container as ``<repository>:snap-<id>``: a layer with its changes on top of the
+        image it was made from, which the snapshot shares. No container (after a reset or restore):
+        the root is its image unchanged, which the snapshot tags."""
+        import docker
+
+        api = self.client.api
+        repo = layout.image_repository(self.env_dir)
+        tag = layout.snapshot_tag(snap_id)
+        found = self._find_container()
+        try:
+            if found is None:
+                image = self._spec_image()
+                api.tag(image, repo, tag)
+                size = 0
+            else:
+                changes = [f"LABEL {layout.LABEL_ROLE}=snapshot"]
+                image = api.commit(found.id, repository=repo, tag=tag, changes=changes)["Id"]
+                size = self._layer_size(image)
+                self._rebase(found, image)
+        except docker.errors.APIError as exc:
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_image(f"{repo}:{tag}")
+            raise VenvrootError(f"cannot commit the container {self.container}: {_explain(exc)}") from None
+        return {"docker-image": image, "docker-tag": f"{repo}:{tag}", "root-size": str(size)}
+
+    def _rebase(self, container: Any, image: str) -> None:
+        """A commit holds all the container's changes since it was made. When nothing runs in it,
+        make it anew from the snapshot just taken (same files), so that the next snapshot's layer
+        holds only what changes from now on - unless the image stack is getting deep (the
+        storage driver allows some 125 layers)."""
+        import fcntl
+
+        if container.status in ("running", "paused", "restarting"):
+            return
+        if len(self.client.api.inspect_image(image).get("RootFS", {}).get("Layers") or ()) > MAX_LAYERS:
+            return
+        fd = os.open(self.state.lock, os.O_RDONLY | os.O_CLOEXEC)
+        try:
             try:
-                self.client.api.remove_image(image.id, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                raise VenvrootError(
-                    f"cannot remove the env's image {image.short_id}: {_explain(exc)}"
-                ) from None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a shim is starting it right now
+            container.reload()
+            if container.status in ("running", "paused", "restarting"):
+                return
+            self._remove_containers()
+            self._use_image(image)
+        finally:
+            os.close(fd)
+
+    def restore_root(self, src: str, facts: dict[str, str]) -> None:
+        """Remove the container; the next use recreates it from the snapshot's image."""
+        import docker
+
+        image = facts.get("docker-image", "")
+        try:
+            self.client.images.get(image)
+        except (docker.errors.ImageNotFound, docker.errors.NullResource):
+            raise VenvrootError(
+                f"the snapshot's image {image[7:19] or '?'} is gone (removed outside venvroot); "
+                "this snapshot cannot be restored, delete it"
+            ) from None
+        self._remove_containers()
+        self._use_image(image)
+
+    def drop_root_snapshot(self, src: str, facts: dict[str, str]) -> None:
+        """Untag the snapshot's image; Docker deletes it when no other image, tag or container
+        needs it."""
+        import docker
+
+        tag = facts.get("docker-tag")
+        if not tag:
+            return
+        try:
+            self.client.api.remove_image(tag)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise VenvrootError(f"cannot remove the snapshot's image {tag}: {_explain(exc)}") from None
+        self._prune()
+
+    def freeze_root(self, src: str, facts: dict[str, str]) -> None:
+        """The snapshot's image becomes the one the container is made from; the container goes
+        when the last session ends (or the next one starts, for a persistent env)."""
+        self._use_image(facts["docker-image"])
+
+    def unfreeze_root(self, src: str, facts: dict[str, str]) -> None:
+        """Nothing to undo: the container keeps its state and now keeps it past the session."""
+
+    def _spec_image(self) -> str:
+        with open(self.state.container_spec, "rb") as handle:
+            spec = loads(handle.read().decode("utf-8", "surrogateescape"))
+        return spec["Image"]  # type: ignore[index]
+
+    def _use_image(self, image: str) -> None:
+        """Make the container from ``image`` from now on (tagging it ``current`` unless it is the
+        base), and let go of images nothing needs any more."""
+        path = self.state.container_spec
+        with open(path, "rb") as handle:
+            spec = loads(handle.read().decode("utf-8", "surrogateescape"))
+        spec["Image"] = image  # type: ignore[index]
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(encode(spec))
+        os.replace(tmp, path)
+        repo = layout.image_repository(self.env_dir)
+        if image == self.settings.extra.get("docker-base-image"):
+            import docker
+
+            with contextlib.suppress(docker.errors.NotFound):  # the base is kept by its own tag
+                self.client.api.remove_image(f"{repo}:{layout.CURRENT_TAG}")
+        else:
+            self.client.api.tag(image, repo, layout.CURRENT_TAG)
+        self._prune()
+
+    def _prune(self) -> None:
+        import docker
+
+        with contextlib.suppress(docker.errors.APIError):
+            self.client.api.prune_images(
+                filters={"dangling": True, "label": f"{layout.LABEL_ENV}={self.env_dir}"}
+            )
+
+    def _layer_size(self, image: str) -> int:
+        """Bytes the image adds to its parent (its own layer)."""
+        api = self.client.api
+        attrs = api.inspect_image(image)
+        parent = attrs.get("Parent")
+        below = int(api.inspect_image(parent).get("Size") or 0) if parent else 0
+        return int(attrs.get("Size") or 0) - below
 
     def _find_container(self) -> Any:
         import docker

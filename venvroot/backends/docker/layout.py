@@ -12,7 +12,14 @@ import os
 LABEL_ENV = "io.venvroot.env"  # absolute path of the environment
 LABEL_OWNER = "io.venvroot.owner"  # user who created it
 LABEL_IMAGE = "io.venvroot.image"  # the --image it was made from
-LABEL_ROLE = "io.venvroot.role"  # on images: "base" (more kinds may follow, e.g. snapshots)
+LABEL_ROLE = "io.venvroot.role"  # on images: "base" or "snapshot"; "container" on the container
+
+# Tags in the env's image repository (see image_repository): "base", "snap-<id>" for each snapshot,
+# and "current" for the image the container is made from when that is not the base (a restored
+# snapshot, the frozen base), so that deleting the snapshot only untags it.
+CURRENT_TAG = "current"
+# The env's Python files that are not at the top of the env directory: the venv's real bin.
+PYTHON_EXTRA_PATHS = (".venvroot/docker/bin",)
 
 # Keys in venvroot.cfg (Settings.extra) that the hot path reads.
 CFG_CONTAINER = "docker-container"
@@ -45,6 +52,10 @@ def image_repository(env_dir: str) -> str:
     name = container_name(env_dir)[len("venvroot-") :].lower()
     parts = "".join(c if c.isalnum() else " " for c in name).split()
     return "venvroot/" + "-".join(parts)
+
+
+def snapshot_tag(snap_id: str) -> str:
+    return f"snap-{snap_id}"
 
 
 class StateDir:

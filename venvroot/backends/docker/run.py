@@ -99,7 +99,7 @@ def ensure_running(conn: Connection, container: str, state: layout.StateDir, mis
     """Start the container; recreate it first when it is gone. Return True if it was not running."""
     name = quote_path(container)
     if not missing:
-        status, data = conn.request("POST", f"/containers/{name}/start")
+        status, data = _start(conn, name)
         if status == 304:
             return False
         if status == 204:
@@ -122,10 +122,23 @@ def ensure_running(conn: Connection, container: str, state: layout.StateDir, mis
         )
     if status not in (201, 409):  # 409: another shim recreated it just now
         raise VenvrootError(f"cannot recreate the container {container}: {_msg(data)}")
-    status, data = conn.request("POST", f"/containers/{name}/start")
+    status, data = _start(conn, name)
     if status not in (204, 304):
         raise _start_error(container, data)
     return True
+
+
+def _start(conn: Connection, name: str) -> tuple[int, bytes]:
+    """POST start. Docker 20.10 sometimes fails a start that follows a stop of the same container
+    closely, inside the runtime's hooks ("error running hook"); a second try a moment later works."""
+    for delay in (0.2, 0.5, 0.0):
+        status, data = conn.request("POST", f"/containers/{name}/start")
+        if status != 500 or b"error running hook" not in data or not delay:
+            return status, data
+        import time
+
+        time.sleep(delay)
+    return status, data
 
 
 def stop_container(conn: Connection, container: str) -> None:

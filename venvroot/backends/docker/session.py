@@ -6,6 +6,10 @@ or a watcher process noticing that an activated shell is gone, unregisters it; t
 the ``--on-deactivate`` commands and, unless the env is persistent, stops the container with
 everything in it. Two locks: ``sessions/.lock`` serialises the registry; the env's usage lock
 (see :class:`run.Usage`) is taken shared while starting so that a concurrent stop finishes first.
+
+A frozen environment (``venvroot freeze``) loses the session's changes: the first activation and
+the end of the last one remove the container (it is recreated from the frozen image) and bring
+the env's Python packages back to the frozen snapshot - unless a shim is still running then.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ... import snapshots
 from ...envconfig import EnvConfig
 from . import layout
-from .engine import Connection, EngineError
+from .engine import Connection, EngineError, quote_path
 from .process import RemoteProcess, exec_body
 from .run import (
     ensure_running,
@@ -61,6 +66,10 @@ def start(cfg: EnvConfig, shell_pid: int) -> None:
     started = process_start_time(shell_pid)
     if not started:
         raise ValueError(f"no process {shell_pid} to attach the session to")
+    if snapshots.frozen_id(cfg.env_dir):
+        with _locked(_registry_lock(state), fcntl.LOCK_EX):
+            if not [p for p in live_sessions(state) if p != shell_pid]:
+                discard_frozen_changes(cfg, state)
     with _locked(state.lock, fcntl.LOCK_SH):  # a stop in progress completes first
         with _locked(_registry_lock(state), fcntl.LOCK_EX):
             first = not [p for p in live_sessions(state) if p != shell_pid]
@@ -108,6 +117,9 @@ def end(cfg: EnvConfig, state: layout.StateDir, out_fd: int = 1, err_fd: int = 2
         except BlockingIOError:
             return  # a shim is running: it stops the container when it ends
         if not live_sessions(state):
+            if snapshots.frozen_id(cfg.env_dir):
+                _discard(cfg, container)
+                return
             conn = Connection()
             try:
                 stop_container(conn, container)
@@ -115,6 +127,32 @@ def end(cfg: EnvConfig, state: layout.StateDir, out_fd: int = 1, err_fd: int = 2
                 conn.close()
     finally:
         os.close(fd)
+
+
+def discard_frozen_changes(cfg: EnvConfig, state: layout.StateDir) -> bool:
+    """Throw away what changed since the env was frozen, unless a shim runs (then: False)."""
+    fd = os.open(state.lock, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        _discard(cfg, container_of(cfg))
+        return True
+    finally:
+        os.close(fd)
+
+
+def _discard(cfg: EnvConfig, container: str) -> None:
+    """Remove the container (with the usage lock held exclusively) and restore the Python files."""
+    conn = Connection()
+    try:
+        status, data = conn.request("DELETE", f"/containers/{quote_path(container)}?force=true")
+    finally:
+        conn.close()
+    if status not in (204, 404):
+        raise EngineError(f"cannot remove the container {container}: {data.decode(errors='replace')}", status)
+    snapshots.discard_python_changes(cfg.env_dir, (), layout.PYTHON_EXTRA_PATHS)
 
 
 def run_hooks(cfg: EnvConfig, key: str, out_fd: int = 1, err_fd: int = 2) -> None:

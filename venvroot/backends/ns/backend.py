@@ -16,11 +16,12 @@ import shutil
 import stat
 import tempfile
 
+from ... import snapshots
 from ...envconfig import EnvConfig, unquote
 from ...errors import UsageError, VenvrootError
 from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
-from . import fastpath, holder, hostview, mountplan, pyenv, sources
+from . import fastpath, holder, hostview, mountplan, pyenv, snapshot, sources
 from .layout import (
     CFG_FALLBACKS,
     CFG_GID,
@@ -299,6 +300,8 @@ class Backend(BaseBackend):
             first = not [p for p in holder.live_shells(state) if p != shell_pid]
             with open(os.path.join(state.shells, str(shell_pid)), "w", encoding="ascii") as handle:
                 handle.write(started + "\n")
+            if first:  # a frozen env starts every session from its frozen state (`venvroot freeze`)
+                snapshot.discard_frozen_changes(self, lock)
             if first and cfg.get_list("on-activate"):
                 self._hooks(cfg, "on-activate", lock)
 
@@ -314,6 +317,7 @@ class Backend(BaseBackend):
                 self._hooks(cfg, "on-deactivate", lock)
             if not cfg.get_bool("persistent"):
                 holder.stop(state, lock)
+                snapshot.discard_frozen_changes(self, lock)
 
     def _hooks(self, cfg: EnvConfig, key: str, lock: holder.Lock) -> None:
         """Run the on-activate/on-deactivate commands in order, each with ``sh -c``, as the env's
@@ -345,6 +349,8 @@ class Backend(BaseBackend):
     def reset(self) -> None:
         state = self.state
         with holder.Lock(state).exclusive() as lock:
+            if snapshot.discard_frozen_changes(self, lock, prepare=True):
+                return  # frozen: back to the frozen state
             holder.stop(state, lock)
             for path in (state.upper, state.work, state.layers, state.root, state.tmp, state.plan,
                          f"{state.base}/passwd", f"{state.base}/group"):  # fmt: skip
@@ -353,6 +359,20 @@ class Backend(BaseBackend):
         from ...envconfig import CFG_NAME
 
         (self.settings.path / CFG_NAME).write_text(self.settings.to_cfg(), encoding="utf-8")
+
+    # -- snapshots (venvroot.snapshots; the writable layers, see snapshot.py) ------------------
+    def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:
+        return snapshot.take(self, dest, previous)
+
+    def restore_root(self, src: str, facts: dict[str, str]) -> None:
+        with holder.Lock(self.state).exclusive() as lock:
+            snapshot.put_back(self, src, lock, prepare=True)
+
+    def freeze_root(self, src: str, facts: dict[str, str]) -> None:
+        """Nothing to do now: sessions start and end with the frozen state (session_start/stop)."""
+
+    def unfreeze_root(self, src: str, facts: dict[str, str]) -> None:
+        """Nothing to undo: the writable layers are the env's own again from now on."""
 
     def destroy(self) -> None:
         state = self.state
@@ -363,6 +383,7 @@ class Backend(BaseBackend):
             for ns in holder.orphans(state):
                 holder.terminate(ns)
         remove_tree(state.base)
+        snapshots.remove_all(self.env_dir)
 
     def info(self) -> dict[str, str]:
         state, extra = self.state, self.settings.extra

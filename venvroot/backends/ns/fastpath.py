@@ -77,6 +77,8 @@ def _cwd_cases(cfg: EnvConfig) -> str:
 
 def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     """The shims' fast path, or None when this machine has no nsenter."""
+    from ... import snapshots
+
     nsenter = shutil.which("nsenter")
     if nsenter is None:
         return None
@@ -93,6 +95,8 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
 # venvroot ns: the shims' fast way into the running environment {cfg.env_dir}.
 # Sourced by every shim; it execs the program in the env's namespaces with nsenter, or returns
 # (namespaces not running, or a case it does not handle) and the shim's Python path takes over.
+# Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.
+[ ! -e {q(os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR))} ] || return 0
 {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null || return 0
 [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ] || return 0
 # The physical current directory (a deleted one is left to the Python path, which says so).
@@ -156,7 +160,12 @@ def session_script(cfg: EnvConfig) -> str:
     python = [sys.executable, "-I", "-S", ENTRY, "--manage", cfg.env_dir, "session"]
     start = stop = ""
     if not cfg.get_list("on-activate"):
+        from ... import snapshots
+
+        frozen = os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.FROZEN_FILE)
         start = f"""
+    # A frozen env (`venvroot freeze`): Python decides whether the session starts afresh.
+    [ ! -e {q(frozen)} ] || exec {" ".join(q(a) for a in python)} "$@"
     # Register the shell: its pid and start time (field 22 of /proc/PID/stat).
     {{ read -r _vr_stat < "/proc/$2/stat"; }} 2>/dev/null || {{
         echo "venvroot: no process $2 to attach the session to" >&2

@@ -56,9 +56,10 @@ def take(backend: Backend, dest: str, previous: str | None) -> dict[str, str]:
     return {}
 
 
-def put_back(backend: Backend, src: str, lock: holder.Lock) -> None:
-    """Stop the namespaces and make the writable parts exactly the snapshot's; then make the root
-    ready to enter again (the host's mounts may have changed since)."""
+def put_back(backend: Backend, src: str, lock: holder.Lock, prepare: bool = False) -> None:
+    """Stop the namespaces and make the writable parts exactly the snapshot's; with ``prepare``,
+    make the root ready to enter again as after ``reset`` (the host's mounts may have changed;
+    otherwise the next start of the namespaces re-plans the host view if it must)."""
     state = backend.state
     holder.stop(state, lock)
     for rel in root_parts(backend, src):
@@ -72,15 +73,16 @@ def put_back(backend: Backend, src: str, lock: holder.Lock) -> None:
                 filetree.remove(os.path.join(target, name))
         else:
             filetree.remove(target)
-    backend.prepare_root()
+    if prepare:
+        backend.prepare_root()
 
 
-def discard_frozen_changes(backend: Backend, lock: holder.Lock) -> bool:
-    """A frozen env's session begins or ends: the root and the Python packages go back to the
-    frozen base. False when the env is not frozen."""
+def discard_frozen_changes(backend: Backend, lock: holder.Lock, prepare: bool = False) -> bool:
+    """A frozen env's session begins or ends (or it is reset): the root and the Python packages go
+    back to the frozen base. False when the env is not frozen."""
     base = snapshots.frozen_dir(backend.env_dir)
     if base is None or not os.path.isdir(base):
         return False
-    put_back(backend, base, lock)
+    put_back(backend, base, lock, prepare)
     snapshots.discard_python_changes(backend.env_dir, backend.own_paths, backend.python_extra_paths)
     return True
