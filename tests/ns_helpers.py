@@ -46,6 +46,7 @@ class Who:
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("cwd", "/")  # not the checkout: CI's may be unreadable to the test user
         return subprocess.run(self.argv(argv), **kwargs)  # type: ignore[call-overload]
 
     def popen(self, argv: list[str], **kwargs: object) -> subprocess.Popen:

@@ -125,7 +125,9 @@ def user_env_dir(unprivileged_user: pwd.struct_passwd, busybox_image: str) -> It
     assert made.returncode == 0, made.stderr
     yield path
     subprocess.run(
-        as_docker_user(unprivileged_user, [str(path / "bin" / "destroy")]), env=user_env(unprivileged_user)
+        as_docker_user(unprivileged_user, [str(path / "bin" / "destroy")]),
+        env=user_env(unprivileged_user),
+        cwd=unprivileged_user.pw_dir,
     )
     shutil.rmtree(base, ignore_errors=True)
 
@@ -134,6 +136,7 @@ def run_as(user: pwd.struct_passwd, argv: list[str], with_docker: bool = True, *
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 60)
+    kwargs.setdefault("cwd", user.pw_dir)  # not the checkout: CI's may be unreadable to the user
     return subprocess.run(as_docker_user(user, argv, with_docker), env=user_env(user), **kwargs)  # type: ignore
 
 

@@ -222,7 +222,7 @@ def test_run_command_environment_cwd_and_identity(who: Who, busybox_root: Path) 
 
 def test_exec_command_as_a_shim_calls_it(who: Who, busybox_root: Path) -> None:
     """A fresh `python -I -S` process, as the shims run it: the process becomes the program."""
-    repo = str(Path(venvroot.__file__).resolve().parent.parent)  # the installed package, not the checkout
+    repo = package_parent(who)
     code = (
         f"import sys; sys.path.insert(0, {repo!r}); import os\n"
         "from venvroot.ns import exec_command\n"
@@ -335,3 +335,12 @@ def test_join_command_enters_a_running_root(who: Who, busybox_root: Path) -> Non
         holder.communicate("done\n", timeout=10)
     assert out[:2] == ["holder-host", "/etc"]
     assert out[2:] == sorted(os.listdir(busybox_root))
+
+
+def package_parent(who: Who) -> str:
+    """Where ``who``'s interpreter finds venvroot (CI's checkout may be unreadable to the test user)."""
+    found = who.run(
+        [sys.executable, "-c", "import os, venvroot; print(os.path.dirname(venvroot.__path__[0]))"]
+    )
+    assert found.returncode == 0, found.stderr
+    return found.stdout.strip()

@@ -66,6 +66,16 @@ class Settings:
         lines.extend(f"{k} = {quote(v)}" for k, v in sorted(self.extra.items()))
         return "\n".join(lines) + "\n"
 
+    def to_envconfig(self) -> envconfig.EnvConfig:
+        """These settings as the hot path sees them once written (management code runs programs
+        through the backends' hot-path functions, which take an EnvConfig)."""
+        values: dict[str, list[str]] = {}
+        for line in self.to_cfg().splitlines():
+            key, sep, raw = line.partition(" = ")
+            if sep:
+                values.setdefault(key, []).append(envconfig.unquote(raw))
+        return envconfig.EnvConfig(str(self.path), values)
+
     @classmethod
     def from_cfg(cls, path: Path) -> Settings:
         """Read ``<path>/venvroot.cfg`` (written by :meth:`to_cfg`)."""

@@ -22,14 +22,15 @@ import time
 from functools import cached_property
 from typing import Any
 
-from ... import snapshots
-from ...envconfig import EnvConfig, unquote
+from ... import snapshots, users
+from ...envconfig import EnvConfig
 from ...errors import UsageError, VenvrootError
+from ...inside import DEFAULT_PATH
 from ...mapping import UserSpec
 from ..base import Backend as BaseBackend
-from . import layout, mounts, session, users
+from . import layout, mounts, session
 from .engine import Connection, encode, error_message, loads
-from .run import DEFAULT_PATH, Usage, ensure_running, live_sessions
+from .run import Usage, ensure_running, live_sessions
 
 # The container's main process, needing nothing but /bin/sh: it waits on a stdin that never
 # delivers (the daemon holds it open) and leaves at once on SIGTERM (`docker stop`, deactivate).
@@ -242,12 +243,7 @@ class Backend(BaseBackend):
 
     # -- running things inside during management -------------------------------------------
     def _cfg(self) -> EnvConfig:
-        values: dict[str, list[str]] = {}
-        for line in self.settings.to_cfg().splitlines():
-            key, sep, raw = line.partition(" = ")
-            if sep:
-                values.setdefault(key, []).append(unquote(raw))
-        return EnvConfig(self.env_dir, values)
+        return self.settings.to_envconfig()
 
     def _use(self) -> None:
         """Have the container running for this process; when the process ends, stop it again

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import os
 
+from ... import inside
+from ...activations import live
 from ...errors import VenvrootError
 from . import layout
 from .engine import Connection, EngineError, quote_path
 from .process import RemoteProcess, exec_body
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Host variables that would mislead programs in the container (PATH is replaced; the others name
-# host libraries, the host's Python installation or the host's name).
-DROPPED_ENV = ("PATH", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME")
 
 
 def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.envconfig.EnvConfig
@@ -162,46 +159,18 @@ def _msg(data: bytes) -> str:
 
 
 def inside_cwd(env_dir: str, directories: list[str]) -> str:
-    """The current directory as seen inside: through the mapping that holds it (the deepest one),
-    else under the host's read-only view at /r."""
+    """The current directory as seen inside (see venvroot.inside), or one clear line."""
     try:
         cwd = os.getcwd()
     except FileNotFoundError:
         raise VenvrootError(
             "the current directory does not exist any more; cd to an existing directory and try again"
         ) from None
-    maps = [(os.path.dirname(env_dir), os.path.dirname(env_dir)), (env_dir, env_dir)]
-    for spec in directories:
-        host, inside, _mode = spec.rsplit(":", 2)
-        maps.append((host, inside))
-    best = None
-    for host, inside in maps:
-        inside_it = cwd == host or cwd.startswith(host.rstrip("/") + "/")
-        if inside_it and (best is None or len(host) >= len(best[0])):
-            best = (host, inside)
-    if best is None or best[0] == "/":
-        return "/r" + cwd if cwd != "/" else "/r"
-    rest = cwd[len(best[0]) :]
-    return best[1].rstrip("/") + rest if rest else best[1]
+    return inside.map_cwd(env_dir, directories, cwd)
 
 
 def inside_environ(cfg, cwd: str) -> list[str]:
-    env = dict(os.environ)
-    for key in DROPPED_ENV:
-        env.pop(key, None)
-    env["PATH"] = cfg.get(layout.CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
-    login = cfg.get(layout.CFG_LOGIN)
-    if login:  # a user other than the caller: its own name and home
-        env["USER"] = env["LOGNAME"] = login
-        env["HOME"] = cfg.get(layout.CFG_HOME) or "/"
-    elif "HOME" not in env:
-        import pwd
-
-        try:
-            env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
-        except KeyError:
-            env["HOME"] = "/"
-    env["PWD"] = cwd
+    env = inside.environ(cfg, cwd, layout.CFG_PATH, layout.CFG_LOGIN, layout.CFG_HOME)
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -297,32 +266,7 @@ class Usage:
 
 def live_sessions(state: layout.StateDir) -> list[int]:
     """Shell pids of the activations still alive (a pid reused by another process does not count)."""
-    try:
-        names = os.listdir(state.sessions)
-    except FileNotFoundError:
-        return []
-    alive = []
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(os.path.join(state.sessions, name), encoding="ascii") as handle:
-                recorded = handle.read().strip()
-        except FileNotFoundError:
-            continue
-        if recorded and recorded == process_start_time(int(name)):
-            alive.append(int(name))
-    return alive
-
-
-def process_start_time(pid: int) -> str:
-    """Field 22 of /proc/PID/stat: tells a live process from a later one reusing its pid."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            stat = handle.read()
-    except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[19]
+    return live(state.sessions)
 
 
 # -- console scripts -------------------------------------------------------------------------------

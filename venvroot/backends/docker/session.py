@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ... import snapshots
+from ...activations import process_start_time
 from ...envconfig import EnvConfig
 from . import layout
 from .engine import Connection, EngineError, quote_path
@@ -33,7 +34,6 @@ from .run import (
     inside_cwd,
     inside_environ,
     live_sessions,
-    process_start_time,
     start_exec,
     stop_container,
 )

@@ -16,9 +16,10 @@ import shutil
 import stat
 import tempfile
 
-from ... import snapshots
-from ...envconfig import EnvConfig, unquote
+from ... import inside, snapshots
+from ...envconfig import EnvConfig
 from ...errors import UsageError, VenvrootError
+from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
 from . import fastpath, holder, hostview, mountplan, pyenv, snapshot, sources
@@ -32,9 +33,7 @@ from .layout import (
     CFG_PYTHON,
     CFG_SOURCE,
     CFG_UID,
-    DEFAULT_PATH,
     State,
-    inside_cwd,
     read_holder,
 )  # fmt: skip
 from .rootview import Layer, RootView
@@ -61,12 +60,7 @@ class Backend(BaseBackend):
 
     def cfg(self) -> EnvConfig:
         """The settings as the hot path reads them from venvroot.cfg (with the backend's facts)."""
-        values: dict[str, list[str]] = {}
-        for line in self.settings.to_cfg().splitlines():
-            key, sep, raw = line.partition(" = ")
-            if sep:
-                values.setdefault(key, []).append(unquote(raw))
-        return EnvConfig(self.env_dir, values)
+        return self.settings.to_envconfig()
 
     # -- create ----------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -124,7 +118,7 @@ class Backend(BaseBackend):
     def _account(self) -> None:
         """Record who runs inside when it is not the caller (users are resolved as the docker
         backend does, so both backends agree)."""
-        from ..docker import users
+        from ... import users
 
         spec = UserSpec.parse(self.settings.user)
         if spec.is_caller:
@@ -166,7 +160,7 @@ class Backend(BaseBackend):
     def _users(self) -> None:
         """passwd/group entries and a home for the user inside, in the writable layer, when the
         root does not know that user yet."""
-        from ..docker import users
+        from ... import users
 
         view = self.view()
         passwd = self._root_text("/etc/passwd")
@@ -326,7 +320,7 @@ class Backend(BaseBackend):
         state = self.state
         found = read_holder(state) or holder.start(cfg, state)
         try:
-            cwd = inside_cwd(self.env_dir, cfg.get_list("directory"), os.getcwd())
+            cwd = inside.map_cwd(self.env_dir, cfg.get_list("directory"), os.getcwd())
         except FileNotFoundError:
             cwd = os.path.dirname(self.env_dir)
         if not os.path.isdir(f"/proc/{found[0]}/root{cwd}"):

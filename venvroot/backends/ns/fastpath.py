@@ -25,8 +25,9 @@ import shutil
 import sys
 
 from ...envconfig import EnvConfig
+from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping
-from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, DEFAULT_PATH, MARKER_PREFIX, State
+from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
 
 q = shlex.quote
 # The shims' Python entry (shims/writer.py knows it too, but imports jinja2: not on a shim's path).
@@ -52,7 +53,7 @@ def nsenter_flags(ids: tuple[int, int] | None) -> list[str]:
 
 
 def _cwd_cases(cfg: EnvConfig) -> str:
-    """sh ``case`` arms mapping $PWD (physical) to the directory inside, as layout.inside_cwd does:
+    """sh ``case`` arms mapping $PWD (physical) to the directory inside, as venvroot.inside.map_cwd does:
     the deepest mapping wins, a --directory over the project at equal depth."""
     project = os.path.dirname(cfg.env_dir)
     maps = [(project, project)]

@@ -32,6 +32,7 @@ import select
 import sys
 import time
 
+from ...activations import live, process_start_time
 from ...errors import VenvrootError
 from .layout import MARKER_PREFIX, State, read_holder
 
@@ -81,39 +82,9 @@ class Lock:
         self.close()
 
 
-def process_start_time(pid: int) -> str:
-    """Field 22 of /proc/PID/stat: tells a live process from a later one reusing its pid.
-    (Bytes and UTF-8 only: the holder calls this inside a root that may have no codecs.)"""
-    try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
-    except OSError:
-        return ""
-    fields = data.rpartition(b")")[2].split()
-    return fields[19].decode() if len(fields) > 19 else ""
-
-
 def live_shells(state: State) -> list[int]:
     """Pids of the activated shells still alive (a pid reused by another process does not count)."""
-    try:
-        names = os.listdir(state.shells)
-    except FileNotFoundError:
-        return []
-    alive = []
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(os.path.join(state.shells, name), encoding="utf-8") as handle:
-                recorded = handle.read().strip()
-        except OSError:
-            continue
-        if recorded and recorded == process_start_time(int(name)):
-            alive.append(int(name))
-    return alive
+    return live(state.shells)
 
 
 def forget_dead_shells(state: State) -> None:

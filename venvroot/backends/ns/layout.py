@@ -38,9 +38,7 @@ CFG_HOME = "ns-home"
 CFG_PYTHON = "ns-python"  # the env's Python version inside, when it has one
 CFG_FALLBACKS = "ns-fallbacks"  # host directories that could not be overlaid (at create)
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Host variables that would mislead programs inside (the docker backend drops the same ones).
-DROPPED_ENV = ("PATH", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME")
 MARKER_PREFIX = "live-"  # <env>/.venvroot/live-TOKEN exists inside a live holder's root only
 # Seconds an unused holder stays up (no activated shell, nothing running inside): shims run in a
 # row join it instead of building the namespaces again.
@@ -88,22 +86,3 @@ def read_holder(state: State) -> tuple[int, str] | None:
     if not os.path.exists(f"/proc/{pid}/root{state.hidden}/{MARKER_PREFIX}{token}"):
         return None
     return pid, token
-
-
-def inside_cwd(env_dir: str, directories: list[str], cwd: str) -> str:
-    """The directory ``cwd`` as seen inside: through the deepest mapping that holds it (the
-    project directory, which holds the env, or a --directory), else under the host view at /r."""
-    maps = [(os.path.dirname(env_dir), os.path.dirname(env_dir))]
-    for spec in directories:
-        host, inside, _mode = spec.rsplit(":", 2)
-        maps.append((host, inside))
-    best = None
-    for host, inside in maps:
-        if (cwd == host or cwd.startswith(host.rstrip("/") + "/")) and (
-            best is None or len(host) >= len(best[0])
-        ):
-            best = (host, inside)
-    if best is None or best[0] == "/":
-        return "/r" + cwd if cwd != "/" else "/r"
-    rest = cwd[len(best[0]) :]
-    return best[1].rstrip("/") + rest if rest else best[1]

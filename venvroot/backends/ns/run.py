@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from ... import inside
 from ...errors import VenvrootError
 from .layout import (
     CFG_GID,
@@ -18,10 +19,7 @@ from .layout import (
     CFG_LOGIN,
     CFG_PATH,
     CFG_UID,
-    DEFAULT_PATH,
-    DROPPED_ENV,
     State,
-    inside_cwd,
 )
 
 TYPE_CHECKING = False
@@ -38,39 +36,22 @@ def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
         raise VenvrootError(
             "the current directory does not exist any more; cd to an existing directory and try again"
         ) from None
-    inside = inside_cwd(cfg.env_dir, cfg.get_list("directory"), cwd)
-    environ = inside_environ(cfg, inside)
+    inside_dir = inside.map_cwd(cfg.env_dir, cfg.get_list("directory"), cwd)
+    environ = inside_environ(cfg, inside_dir)
     lock = holders.Lock(State(cfg.env_dir))
     pid, _token = holders.ensure(cfg, lock)  # the lock stays held until the program starts
-    if not os.path.isdir(f"/proc/{pid}/root{inside}"):
+    if not os.path.isdir(f"/proc/{pid}/root{inside_dir}"):
         raise VenvrootError(
-            f"the current directory {cwd} is not visible inside the environment (looked for {inside}); "
+            f"the current directory {cwd} is not visible inside the environment (looked for {inside_dir}); "
             f"cd into the project directory {os.path.dirname(cfg.env_dir)}, or map it with --directory"
         )
-    holders.join(pid, [program, *args], environ, inside, switch_ids(cfg))
+    holders.join(pid, [program, *args], environ, inside_dir, switch_ids(cfg))
     return 127  # not reached
 
 
 def inside_environ(cfg: EnvConfig, cwd: str) -> dict[str, str]:
-    """The caller's environment for a program inside: PATH for the root with the env's bin
-    first, the user's name and home when it is not the caller, PWD (the docker backend's rules)."""
-    env = dict(os.environ)
-    for key in DROPPED_ENV:
-        env.pop(key, None)
-    env["PATH"] = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
-    login = cfg.get(CFG_LOGIN)
-    if login:
-        env["USER"] = env["LOGNAME"] = login
-        env["HOME"] = cfg.get(CFG_HOME) or "/"
-    elif "HOME" not in env:
-        import pwd
-
-        try:
-            env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
-        except KeyError:
-            env["HOME"] = "/"
-    env["PWD"] = cwd
-    return env
+    """The caller's environment for a program inside (see venvroot.inside)."""
+    return inside.environ(cfg, cwd, CFG_PATH, CFG_LOGIN, CFG_HOME)
 
 
 def runner_ids(cfg: EnvConfig) -> tuple[int | None, int | None]:

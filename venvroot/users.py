@@ -1,7 +1,9 @@
-"""Who programs run as inside the container, and the passwd/group entries that make it real.
+"""Who programs run as inside an environment, and the passwd/group entries that make it real.
 
-No tool in the image is used (many have no ``useradd``): the entries are merged into the image's
-own ``/etc/passwd`` and ``/etc/group`` text here, and the backend writes them with the archive API.
+Both backends use it, so ``--user`` means the same everywhere. No tool of the root is used (many
+images have no ``useradd``): the entries are merged into the root's own ``/etc/passwd`` and
+``/etc/group`` text here; the docker backend writes them with the archive API, the ns backend into
+the root's writable layer.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import os
 import pwd
 from dataclasses import dataclass, field
 
-from ...errors import UsageError
-from ...mapping import UserSpec
+from .errors import UsageError
+from .mapping import UserSpec
 
 SYSTEM_IDS = range(999, 99, -1)  # like useradd -r: system accounts count down from 999
 
