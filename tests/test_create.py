@@ -279,3 +279,23 @@ def test_library_errors_are_exceptions(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown activator"):
         create(Settings(path=tmp_path / "e", activators=["nope"]))
     assert not (tmp_path / "e").exists()
+
+
+def test_destroy_removes_read_only_directories(unprivileged_user, shared_tmp: Path) -> None:
+    """A program inside may leave directories its owner cannot write (as `go mod` does)."""
+    from conftest import as_user
+
+    env = shared_tmp / "e"
+    made = subprocess.run(
+        as_user(unprivileged_user, [*VENVROOT, str(env), "-q"]), capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    locked = env / "cache" / "pkg"
+    subprocess.run(as_user(unprivileged_user, ["mkdir", "-p", str(locked)]), check=True)
+    subprocess.run(as_user(unprivileged_user, ["touch", str(locked / "f")]), check=True)
+    subprocess.run(as_user(unprivileged_user, ["chmod", "0500", str(locked), str(locked.parent)]), check=True)
+    out = subprocess.run(
+        as_user(unprivileged_user, [str(env / "bin" / "destroy")]), capture_output=True, text=True, cwd="/"
+    )
+    assert out.returncode == 0, out.stderr
+    assert not env.exists()

@@ -290,10 +290,14 @@ def test_auto_snapshot_before_pip_install(env: Env) -> None:
     assert not env.has_package("vrbad") and env.has_package("vrbase")
     assert not (env.path / "bin" / "vrbad").exists()
 
+    # `venvroot run` follows the same rules as the shims.
+    env.vr("run", str(env.path), "--", "pip", "install", "--help")
+    assert len(env.snapshots()) == 2
+
     env.vr("snapshot", "configure", str(env.path), "pip", "--off")
     assert "auto-snapshot" not in (env.path / "venvroot.cfg").read_text()
     env.pip_install("vrlater")
-    assert len(env.snapshots()) == 1
+    assert len(env.snapshots()) == 2
     bad = env.vr("snapshot", "configure", str(env.path), "pip", "--off", check=False)
     assert bad.returncode == 2 and "no automatic snapshot is configured for pip" in one_line(bad)
     bad = env.vr("snapshot", "configure", str(env.path), "pip", "--pattern", "(", check=False)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 from functools import cached_property
 from pathlib import Path
 
-from . import options
+from . import filetree, options
 from .activators import ACTIVATORS, ActivationContext
 from .backends import load_backend
 from .backends.base import Backend
@@ -70,11 +69,10 @@ class Environment:
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self, argv: list[str]) -> int:
-        """Run ``argv`` inside the environment, exactly as a shim would."""
-        from . import envconfig
+        """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too)."""
+        from . import launch
 
-        module = __import__(f"venvroot.backends.{self.settings.backend}.run", fromlist=["run"])
-        return module.run(envconfig.read(str(self.path)), argv[0], argv[1:])
+        return launch.run(str(self.path), argv[0], argv[1:])
 
     def session(self, action: str, shell_pid: int) -> None:
         if action == "start":
@@ -88,7 +86,7 @@ class Environment:
     def destroy(self) -> None:
         """Stop everything the environment runs and remove everything it made."""
         self.backend.destroy()
-        shutil.rmtree(self.path)
+        filetree.remove(str(self.path))  # also directories a program inside made read-only
 
     def info(self) -> list[tuple[str, str]]:
         s = self.settings
@@ -135,7 +133,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
         except Exception as exc:  # the original error matters more; still say what is left
             print(f"venvroot: cleanup after a failed create also failed: {exc}", file=sys.stderr)
         if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+            filetree.remove(str(made))
         else:
             _empty(path)
         raise
@@ -204,10 +202,7 @@ def _clear(path: Path) -> None:
 
 def _empty(path: Path) -> None:
     for child in path.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+        filetree.remove(str(child))
 
 
 def _make_dirs(path: Path) -> Path | None:

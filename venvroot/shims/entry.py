@@ -1,9 +1,9 @@
 """The shim's hot path: ``python -I -S entry.py ENV PROGRAM [ARG...]``.
 
 Runs with ``-I -S`` (no site-packages, no environment influence) for a fast, predictable start, so
-it puts venvroot's own parent directory on ``sys.path`` and imports only light modules: the
-environment's config and the backend's ``run`` module. ``--manage ENV VERB [ARG...]`` serves ``bin/destroy``
-and the activate scripts' session hook.
+it puts venvroot's own parent directory on ``sys.path`` and imports only light modules
+(``venvroot.launch``: the environment's config and the backend's ``run`` module).
+``--manage ENV VERB [ARG...]`` serves ``bin/destroy`` and the activate scripts' session hook.
 """
 
 from __future__ import annotations
@@ -12,20 +12,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-
-def run_program(env_dir: str, program: str, args: list[str]) -> int:
-    from venvroot import envconfig
-
-    cfg = envconfig.read(env_dir)
-    for key in cfg.values:
-        if key.startswith("auto-snapshot."):  # `venvroot snapshot configure`: maybe a snapshot first
-            from venvroot.snapshots import auto_snapshot
-
-            auto_snapshot(cfg, program, args)
-            break
-    module = __import__(f"venvroot.backends.{cfg.backend}.run", fromlist=["run"])
-    return module.run(cfg, program, args)
 
 
 def manage(env_dir: str, verb: str, args: list[str]) -> int:
@@ -55,7 +41,9 @@ def main(argv: list[str]) -> int:
         if len(argv) < 2:
             sys.stderr.write("usage: entry.py ENV PROGRAM [ARG...] (shims call this; see `venvroot link`)\n")
             return 2
-        return run_program(argv[0], argv[1], argv[2:])
+        from venvroot import launch
+
+        return launch.run(argv[0], argv[1], argv[2:])
     except VenvrootError as exc:
         sys.stderr.write(f"venvroot: {exc}\n")
         return exc.exit_code
