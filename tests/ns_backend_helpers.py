@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pexpect
 import pytest
 from conftest import build_busybox_root, need
 from ns_helpers import Who
+from wheels import build_wheel
 
 VENVROOT = [sys.executable, "-m", "venvroot"]
 PROMPT = "NS-PROMPT> "
@@ -77,27 +77,9 @@ def own_busybox_root(base: Path, who: Who) -> Path:
 
 
 def write_wheel(dest: Path, name: str = "hellovr", version: str = "1.0") -> Path:
-    """A pure-Python wheel with a console script ``hello-vr``, built from files written here (no
-    build tool, no network): it prints sys.prefix and its arguments and exits 3."""
-    dist_info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": (
-            "import sys\n\ndef main():\n    print('hello', sys.prefix, sys.argv[1:])\n    return 3\n"
-        ),
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist_info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: venvroot-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-        f"{dist_info}/entry_points.txt": f"[console_scripts]\nhello-vr = {name}:main\n",
-    }
-    path = dest / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, text in files.items():
-            archive.writestr(member, text)
-        record = "".join(f"{m},,\n" for m in files) + f"{dist_info}/RECORD,,\n"
-        archive.writestr(f"{dist_info}/RECORD", record)
-    path.chmod(0o644)
-    return path
+    """A wheel with a console script ``hello-vr`` that prints sys.prefix and its arguments and
+    exits 3."""
+    return build_wheel(dest, name, "hello-vr", "print('hello', sys.prefix, sys.argv[1:])\nreturn 3", version)
 
 
 class Shell:

@@ -4,12 +4,9 @@ installed later get shims that work from outside the env."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import shutil
 import subprocess
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from docker_helpers import (
     debian_image_fixture,  # noqa: F401 - the debian_image fixture
     venvroot,
 )
+from wheels import build_wheel
 
 
 @pytest.fixture(scope="module")
@@ -38,30 +36,6 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 180)
     return subprocess.run(argv, **kwargs)  # type: ignore[call-overload]
-
-
-def build_wheel(dest: Path) -> Path:
-    """A tiny wheel with a console script, made by hand (no network, no build backend)."""
-    name, version = "vrdemo", "1.0"
-    info = f"{name}-{version}.dist-info"
-    code = "import sys\ndef main():\n    print('vrdemo says', sys.prefix, *sys.argv[1:])\n"
-    files = {
-        f"{name}/__init__.py": code,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[console_scripts]\nvrdemo = {name}:main\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
-    wheel = dest / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for path, text in files.items():
-            zf.writestr(path, text)
-    return wheel
 
 
 def test_the_env_is_a_python_virtual_environment(pyenv: Path) -> None:
@@ -83,7 +57,7 @@ def test_the_env_is_a_python_virtual_environment(pyenv: Path) -> None:
 
 
 def test_pip_install_gives_console_scripts_shims_that_survive_reset(pyenv: Path) -> None:
-    wheel = build_wheel(pyenv.parent)
+    wheel = build_wheel(pyenv.parent, "vrdemo", "vrdemo", "print('vrdemo says', sys.prefix, *sys.argv[1:])")
     installed = run(
         [str(pyenv / "bin" / "pip"), "install", "--no-index", "--disable-pip-version-check", str(wheel)]
     )

@@ -7,8 +7,6 @@ tests build, the ns backend on real namespaces over the host. Nothing is mocked.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import pwd
@@ -17,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from docker_helpers import (
     docker,
     leftovers,
 )
+from wheels import build_wheel
 
 BACKENDS = ["docker", "ns", "ns-rootless"]
 PIP = ("--no-index", "--disable-pip-version-check", "--no-cache-dir", "-q")
@@ -78,7 +76,7 @@ class Env:
         return self.run(["bash", "--norc", "--noprofile", "-c", code])
 
     def pip_install(self, name: str) -> subprocess.CompletedProcess:
-        return self.shim("pip", "install", *PIP, str(build_wheel(self.wheels, name)))
+        return self.shim("pip", "install", *PIP, str(wheel_of(self.wheels, name)))
 
     def has_package(self, name: str) -> bool:
         return self.shim("python", "-c", f"import {name}", check=False).returncode == 0
@@ -131,30 +129,10 @@ class Env:
         return {row[0]: row[1].strip() for row in rows if len(row) == 2}
 
 
-def build_wheel(dest: Path, name: str) -> Path:
-    """A tiny wheel with a console script ``name``, made by hand (no network, no build backend)."""
-    version = "1.0"
-    wheel = dest / f"{name}-{version}-py3-none-any.whl"
-    if wheel.exists():
-        return wheel
-    wheel.touch(mode=0o644)  # readable by the unprivileged user too
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"def main():\n    print('{name} runs')\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for path, text in files.items():
-            zf.writestr(path, text)
-    return wheel
+def wheel_of(dest: Path, name: str) -> Path:
+    """A wheel ``name`` with a console script ``name`` printing "NAME runs" (built once per dir)."""
+    wheel = dest / f"{name}-1.0-py3-none-any.whl"
+    return wheel if wheel.exists() else build_wheel(dest, name, name, f"print('{name} runs')")
 
 
 def one_line(done: subprocess.CompletedProcess) -> str:
@@ -218,7 +196,7 @@ def test_restore_brings_back_exactly_the_snapshot(env: Env) -> None:
     made = env.vr("snapshot", "create", str(env.path), "one")
     assert "snapshot one" in made.stdout
     # Later changes, partly in an activated session.
-    done = env.session(f"pip install {' '.join(PIP)} {build_wheel(env.wheels, 'vrsecond')} && vrsecond")
+    done = env.session(f"pip install {' '.join(PIP)} {wheel_of(env.wheels, 'vrsecond')} && vrsecond")
     assert done.returncode == 0 and "vrsecond runs" in done.stdout, done.stderr
     env.write_root("/opt/vr/second", "/etc/debian_version", f"{lower}/later")
     assert (env.path / "bin" / "vrsecond").is_file()
@@ -317,7 +295,7 @@ def test_freeze_keeps_changes_for_one_session_until_unfreeze(env: Env) -> None:
 
     script = f"""
         python -c "open('/opt/vr/session', 'w')" &&
-        pip install {" ".join(PIP)} {build_wheel(env.wheels, "vrsession")} &&
+        pip install {" ".join(PIP)} {wheel_of(env.wheels, "vrsession")} &&
         vrsession && python -c "import os; assert os.path.exists('/opt/vr/session')"
     """
     done = env.session(script)

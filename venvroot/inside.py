@@ -15,6 +15,18 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DROPPED_ENV = ("PATH", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME")
 
 
+def host_cwd() -> str:
+    """The caller's current directory, or one clear line when it is gone."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        from .errors import VenvrootError
+
+        raise VenvrootError(
+            "the current directory does not exist any more; cd to an existing directory and try again"
+        ) from None
+
+
 def map_cwd(env_dir: str, directories: list[str], cwd: str) -> str:
     """``cwd`` as seen inside: through the deepest mapping that holds it (the project directory,
     which holds the env, or a ``--directory`` spec ``HOST:INSIDE:MODE``), else under ``/r``."""

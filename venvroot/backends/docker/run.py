@@ -160,13 +160,7 @@ def _msg(data: bytes) -> str:
 
 def inside_cwd(env_dir: str, directories: list[str]) -> str:
     """The current directory as seen inside (see venvroot.inside), or one clear line."""
-    try:
-        cwd = os.getcwd()
-    except FileNotFoundError:
-        raise VenvrootError(
-            "the current directory does not exist any more; cd to an existing directory and try again"
-        ) from None
-    return inside.map_cwd(env_dir, directories, cwd)
+    return inside.map_cwd(env_dir, directories, inside.host_cwd())
 
 
 def inside_environ(cfg, cwd: str) -> list[str]:

@@ -30,12 +30,7 @@ if TYPE_CHECKING:
 def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
     from . import holder as holders
 
-    try:
-        cwd = os.getcwd()
-    except FileNotFoundError:
-        raise VenvrootError(
-            "the current directory does not exist any more; cd to an existing directory and try again"
-        ) from None
+    cwd = inside.host_cwd()
     inside_dir = inside.map_cwd(cfg.env_dir, cfg.get_list("directory"), cwd)
     environ = inside_environ(cfg, inside_dir)
     lock = holders.Lock(State(cfg.env_dir))
