@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import tomllib
-
 from .errors import UsageError
 from .options import OPTIONS, check
 
@@ -25,6 +23,12 @@ def load(path: Path) -> dict[str, object]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    # Imported only when there is a file to read: it costs ~5 ms of every create.
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
