@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# Appended, not prepended: that directory may be a site-packages whose backports (enum34, typing...)
+# must not shadow the standard library.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def manage(env_dir: str, verb: str, args: list[str]) -> int:
