@@ -351,7 +351,10 @@ class Backend(BaseBackend):
         self._remove_containers()
         snapshots.remove_all(self.env_dir)
         labelled = self.client.images.list(all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"})
-        images = {image.id: image.attrs.get("ParentId", "") for image in labelled}
+        # The SDK's list gives each image's full inspect data ("Parent"), not the listing's "ParentId".
+        images = {
+            image.id: image.attrs.get("Parent") or image.attrs.get("ParentId", "") for image in labelled
+        }
         while images:
             parents = set(images.values())
             leaves = [i for i in images if i not in parents] or list(images)
