@@ -63,7 +63,9 @@ class Project:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+@pytest.fixture(name="project")
 def project_fixture(who: Who) -> Iterator[Project]:
+    """A project directory of ``who``'s; its environments are destroyed afterwards."""
     project = Project(who)
     yield project
     project.close()

@@ -4,26 +4,18 @@ the env is persistent, shells share one session, and the hooks run inside, in or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from ns_backend_helpers import (
     Project,
     Shell,
     bb_root_fixture,  # noqa: F401 - the bb_root fixture
     in_environment,
     processes_with,
+    project_fixture,  # noqa: F401 - the project fixture
     wait_for,
 )
 from ns_helpers import Who, who_fixture  # noqa: F401 - the who fixture
-
-
-@pytest.fixture(name="project")
-def project_fixture(who: Who) -> Iterator[Project]:
-    project = Project(who)
-    yield project
-    project.close()
 
 
 def background(shell: Shell, seconds: int) -> None:

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,9 @@ from ns_backend_helpers import (
     bb_root_fixture,  # noqa: F401 - the bb_root fixture
     in_environment,
     one_error_line,
+    project_fixture,  # noqa: F401 - the project fixture
 )
 from ns_helpers import Who, who_fixture  # noqa: F401 - the who fixture
-
-
-@pytest.fixture(name="project")
-def project_fixture(who: Who) -> Iterator[Project]:
-    project = Project(who)
-    yield project
-    project.close()
 
 
 def tree(path: Path) -> dict[str, tuple[int, int]]:

@@ -45,9 +45,8 @@ class Environment:
 
     # -- shims -----------------------------------------------------------------------------
     def link(self, programs: list[str]) -> list[Path]:
-        names = [writer.shim_name(p) for p in programs]  # refuse bad names before writing any
-        del names
-        for program in programs:
+        for program in programs:  # refuse bad names and missing programs before writing any shim
+            writer.shim_name(program)
             if not self.backend.has_program(program):
                 raise UsageError(
                     f"cannot link {program!r}: no such program in the environment's root; "

@@ -73,7 +73,6 @@ class Option:
     key: str  # config key == long option without "--"
     kind: type  # str, bool or list
     check: Callable | None = None
-    recorded: bool = True  # stored in venvroot.cfg (False for one-off actions such as --clear)
 
 
 OPTIONS: dict[str, Option] = {
@@ -93,9 +92,9 @@ OPTIONS: dict[str, Option] = {
         Option("activators", list),
         Option("python", str, check_nonempty),
         Option("no-vcs-ignore", bool),
-        Option("clear", bool, recorded=False),
-        Option("quiet", bool, recorded=False),
-        Option("verbose", bool, recorded=False),
+        Option("clear", bool),
+        Option("quiet", bool),
+        Option("verbose", bool),
     )
 }
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from ..settings import Settings
 
@@ -30,17 +29,12 @@ class Backend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    @property
-    def state_dir(self) -> Path:
-        """``<env>/.venvroot``: where the backend keeps its state."""
-        return self.settings.path / ".venvroot"
-
     def preflight(self) -> None:
         """Check everything the backend needs (root exists, daemon answers...) before any file
         is written. Raise VenvrootError/UsageError with one clear line."""
 
     def create(self) -> None:
-        """Build the backend's state under ``state_dir`` (the env layout is already written).
+        """Build the backend's state under ``<env>/.venvroot`` (the env layout is already written).
         On failure the caller removes the whole environment directory; clean up anything
         outside it (containers, images) before raising."""
 

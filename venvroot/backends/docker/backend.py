@@ -553,11 +553,8 @@ class Backend(BaseBackend):
 
 
 def ping() -> None:
-    conn = Connection()
-    try:
+    with Connection() as conn:
         status, data = conn.request("GET", "/_ping")
-    finally:
-        conn.close()
     if status != 200:
         raise VenvrootError(
             f"the Docker daemon at {conn.display} does not answer properly: {error_message(data) or status}"

@@ -80,6 +80,12 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _gone(self, why: str) -> DaemonUnreachableError:
         return DaemonUnreachableError(f"the Docker daemon at {self.display} hung up: {why}")
 

@@ -69,11 +69,8 @@ def exec_failure(exc: EngineError, container: str) -> VenvrootError:
     """An exec call failed: usually the container stopped again right after it was started."""
     from .engine import loads
 
-    conn = Connection()
-    try:
+    with Connection() as conn:
         status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
-    finally:
-        conn.close()
     found = loads(data.decode("utf-8", "replace")) if status == 200 else {}
     run_state = found.get("State", {}) if isinstance(found, dict) else {}
     if run_state.get("Running", True):
@@ -250,9 +247,8 @@ class Usage:
             except BlockingIOError:
                 return  # another shim runs: it will stop the container when it ends
             if not live_sessions(self.state):
-                conn = Connection()
-                stop_container(conn, container)
-                conn.close()
+                with Connection() as conn:
+                    stop_container(conn, container)
         finally:
             os.close(self.fd)
             self.fd = -1

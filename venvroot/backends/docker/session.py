@@ -75,11 +75,8 @@ def start(cfg: EnvConfig, shell_pid: int) -> None:
             first = not [p for p in live_sessions(state) if p != shell_pid]
             with open(os.path.join(state.sessions, str(shell_pid)), "w", encoding="ascii") as handle:
                 handle.write(started + "\n")
-        conn = Connection()
-        try:
+        with Connection() as conn:
             ensure_running(conn, container_of(cfg), state)
-        finally:
-            conn.close()
         if first:
             run_hooks(cfg, "on-activate")
     spawn_watcher(cfg.env_dir)
@@ -102,11 +99,8 @@ def end(cfg: EnvConfig, state: layout.StateDir, out_fd: int = 1, err_fd: int = 2
     container = container_of(cfg)
     if cfg.get_list("on-deactivate"):
         with _locked(state.lock, fcntl.LOCK_SH):
-            conn = Connection()
-            try:
+            with Connection() as conn:
                 ensure_running(conn, container, state)
-            finally:
-                conn.close()
             run_hooks(cfg, "on-deactivate", out_fd, err_fd)
     if cfg.get_bool("persistent"):
         return
@@ -120,11 +114,8 @@ def end(cfg: EnvConfig, state: layout.StateDir, out_fd: int = 1, err_fd: int = 2
             if snapshots.frozen_id(cfg.env_dir):
                 _discard(cfg, container)
                 return
-            conn = Connection()
-            try:
+            with Connection() as conn:
                 stop_container(conn, container)
-            finally:
-                conn.close()
     finally:
         os.close(fd)
 
@@ -145,11 +136,8 @@ def discard_frozen_changes(cfg: EnvConfig, state: layout.StateDir) -> bool:
 
 def _discard(cfg: EnvConfig, container: str) -> None:
     """Remove the container (with the usage lock held exclusively) and restore the Python files."""
-    conn = Connection()
-    try:
+    with Connection() as conn:
         status, data = conn.request("DELETE", f"/containers/{quote_path(container)}?force=true")
-    finally:
-        conn.close()
     if status not in (204, 404):
         raise EngineError(f"cannot remove the container {container}: {data.decode(errors='replace')}", status)
     snapshots.discard_python_changes(cfg.env_dir, (), layout.PYTHON_EXTRA_PATHS)
