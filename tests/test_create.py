@@ -299,3 +299,55 @@ def test_destroy_removes_read_only_directories(unprivileged_user, shared_tmp: Pa
     )
     assert out.returncode == 0, out.stderr
     assert not env.exists()
+
+
+def test_settings_defaults_are_fresh_and_unknown_names_refused(tmp_path: Path) -> None:
+    first, second = Settings(path=tmp_path / "a"), Settings(path=tmp_path / "b")
+    first.link.append("ls")
+    first.activators.remove("xonsh")
+    assert second.link == [] and second.activators == ["bash", "fish", "cshell", "xonsh"]
+    with pytest.raises(TypeError, match="'bogus'"):
+        Settings(path=tmp_path / "c", bogus=1)
+
+
+def test_settings_round_trip_through_venvroot_cfg(tmp_path: Path) -> None:
+    settings = Settings(
+        path=tmp_path / "e", prompt="p 'q' $x", on_activate=["a", "b c"], persistent=True, hostname="h.x"
+    )
+    create(settings)
+    again = Environment.open(tmp_path / "e").settings
+    assert again == settings and again is not settings
+    again.on_activate.append("d")
+    assert again != settings
+
+
+@pytest.mark.parametrize(
+    ("hostname", "good"),
+    [
+        ("box", True),
+        ("box.example.org", True),
+        ("a-1.b2", True),
+        ("9", True),
+        ("x" * 63, True),
+        (".".join(["a" * 63] * 3) + "." + "b" * 61, True),  # 253 characters
+        (".".join(["a" * 63] * 3) + "." + "b" * 62, False),  # 254
+        ("x" * 64, False),
+        ("", False),
+        ("-box", False),
+        ("box-", False),
+        ("box..org", False),
+        ("box.", False),
+        ("box_1", False),
+        ("bøx", False),
+        ("box\n", False),
+        ("bad host", False),
+    ],
+)
+def test_hostname_check(hostname: str, good: bool) -> None:
+    from venvroot.options import check_hostname
+
+    if good:
+        assert check_hostname(hostname) == hostname
+    else:
+        with pytest.raises(UsageError, match="bad hostname"):
+            check_hostname(hostname)

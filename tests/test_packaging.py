@@ -1,13 +1,17 @@
-"""The templates ship in both the wheel and the sdist, and the console script is declared."""
+"""The templates ship in both the wheel and the sdist, the console script is declared, and an
+installed wheel writes its scripts from cached skeletons."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = [
@@ -29,26 +33,75 @@ def _copy_source(dest: Path) -> Path:
     return src
 
 
-def test_wheel_and_sdist_carry_the_templates(tmp_path: Path) -> None:
-    src = _copy_source(tmp_path)
-    out = tmp_path / "dist"
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel and an sdist built from a copy of the checkout."""
+    tmp = tmp_path_factory.mktemp("dist")
+    src = _copy_source(tmp)
+    out = tmp / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, src],
         check=True,
         capture_output=True,
     )
-    wheel = next(out.glob("venvroot-*.whl"))
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "-d", str(out)], cwd=src, check=True, capture_output=True
+    )
+    return out
+
+
+def test_wheel_and_sdist_carry_the_templates(dist: Path) -> None:
+    wheel = next(dist.glob("venvroot-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in TEMPLATES:
         assert template in names, template
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "venvroot = venvroot.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
-    subprocess.run(
-        [sys.executable, "setup.py", "-q", "sdist", "-d", str(out)], cwd=src, check=True, capture_output=True
-    )
-    sdist = next(out.glob("venvroot-*.tar.gz"))
+    sdist = next(dist.glob("venvroot-*.tar.gz"))
     with tarfile.open(sdist) as archive:
         members = {m.split("/", 1)[1] for m in archive.getnames() if "/" in m}
     for template in TEMPLATES:
         assert template in members, template
+
+
+CREATE = (
+    "import sys, venvroot\n"
+    "from venvroot.commands import dispatch\n"
+    "code = dispatch(sys.argv[1:])\n"
+    "print(venvroot.__file__, 'jinja2' in sys.modules)\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_installed_wheel_writes_from_cached_skeletons(dist: Path, tmp_path: Path, busybox_root: Path) -> None:
+    # Installed, the templates sit in site-packages: a first create renders them with jinja2 and
+    # caches their skeletons, a second fills those in without importing jinja2, to the same bytes.
+    site = tmp_path / "site"
+    wheel = next(dist.glob("venvroot-*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", site, wheel],
+        check=True,
+        capture_output=True,
+    )
+    (tmp_path / "tmp").mkdir()
+    environ = {**os.environ, "PYTHONPATH": str(site), "TMPDIR": str(tmp_path / "tmp")}
+    written = []
+    for name in ("cold", "warm"):
+        env = tmp_path / name / "env"
+        env.parent.mkdir()
+        result = subprocess.run(
+            [sys.executable, "-c", CREATE, str(env), "-q", "--root", str(busybox_root)],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=env.parent,
+        )
+        assert result.returncode == 0, result.stderr
+        module, jinja2_imported = result.stdout.split()
+        assert module.startswith(f"{site}/"), module  # the installed copy, not the checkout
+        assert jinja2_imported == ("True" if name == "cold" else "False")
+        files = {p.name: p.read_bytes() for p in sorted((env / "bin").iterdir()) if p.is_file()}
+        written.append({k: v.replace(str(env.parent).encode(), b"PROJECT") for k, v in files.items()})
+    assert written[0] == written[1]
+    assert set(written[0]) >= {"activate", "activate.csh", "activate.fish", "activate.xsh", "destroy"}

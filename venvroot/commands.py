@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-from . import config
 from .errors import UsageError, VenvrootError
-from .options import check
 from .version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .snapshots import Snapshots
 
 VERBS = (
@@ -29,6 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _create_parser() -> argparse.ArgumentParser:
+    from .config import DEFAULT_NAME
+
     p = _Parser(
         prog="venvroot",
         description="Create an isolated environment: activate scripts and shims that run programs in an "
@@ -57,12 +57,16 @@ def _create_parser() -> argparse.ArgumentParser:
     r.add_argument("--on-activate", action="append", metavar="CMD", help="run CMD inside at activation")
     r.add_argument("--on-deactivate", action="append", metavar="CMD", help="run CMD inside at deactivation")
     r.add_argument("--hostname", help="hostname inside (an FQDN sets the domain name too)")
-    r.add_argument("--config", metavar="FILE", help=f"TOML defaults (default: ./{config.DEFAULT_NAME})")
+    r.add_argument("--config", metavar="FILE", help=f"TOML defaults (default: ./{DEFAULT_NAME})")
     return p
 
 
 def cmd_create(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from . import config
     from .env import create
+    from .options import check
     from .settings import Settings
 
     ns = vars(_create_parser().parse_args(argv))
@@ -70,9 +74,9 @@ def cmd_create(argv: list[str]) -> int:
     config_file = ns.pop("config", None)
     values: dict[str, object] = {}
     if config_file is not None:
-        values.update(config.load(Path(config_file)))
-    elif Path(config.DEFAULT_NAME).is_file():
-        values.update(config.load(Path(config.DEFAULT_NAME)))
+        values.update(config.load(config_file))
+    elif os.path.isfile(config.DEFAULT_NAME):
+        values.update(config.load(config.DEFAULT_NAME))
     for dest, value in ns.items():
         values[dest.replace("_", "-")] = check(dest.replace("_", "-"), value)
     clear = bool(values.pop("clear", False))
@@ -80,7 +84,7 @@ def cmd_create(argv: list[str]) -> int:
     verbose = bool(values.pop("verbose", False))
     if values.get("prompt") == ".":
         values["prompt"] = os.path.basename(os.getcwd())
-    settings = Settings(path=Path(path), **{k.replace("-", "_"): v for k, v in values.items()})  # type: ignore[arg-type]
+    settings = Settings(path=Path(path), **{k.replace("-", "_"): v for k, v in values.items()})
     env = create(settings, clear=clear)
     if not quiet:
         print(f"created venvroot environment {env.path} (backend {settings.backend})")

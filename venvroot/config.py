@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from .errors import UsageError
 from .options import OPTIONS, check
 
@@ -12,15 +9,18 @@ DEFAULT_NAME = ".venvroot.conf"
 
 
 def _line_of(text: str, key: str) -> int:
+    import re
+
     pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", re.MULTILINE)
     match = pattern.search(text)
     return text.count("\n", 0, match.start()) + 1 if match else 0
 
 
-def load(path: Path) -> dict[str, object]:
+def load(path: str) -> dict[str, object]:
     """Return ``{option key: checked value}`` from a config file, or raise one clear UsageError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
     # Imported only when there is a file to read: it costs ~5 ms of every create.

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from functools import cached_property
 from pathlib import Path
 
-from . import filetree, options
-from .activators import ACTIVATORS, ActivationContext
 from .backends import load_backend
-from .backends.base import Backend
 from .envconfig import CFG_NAME
 from .errors import UsageError, VenvrootError
 from .settings import Settings
 from .shims import writer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 STATE_DIR = ".venvroot"
 
@@ -84,6 +84,8 @@ class Environment:
 
     def destroy(self) -> None:
         """Stop everything the environment runs and remove everything it made."""
+        from . import filetree
+
         self.backend.destroy()
         filetree.remove(str(self.path))  # also directories a program inside made read-only
 
@@ -127,6 +129,8 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
         env.sync()
         (path / CFG_NAME).write_text(settings.to_cfg(), encoding="utf-8")  # with backend facts
     except BaseException:
+        from . import filetree
+
         try:
             backend.destroy()
         except Exception as exc:  # the original error matters more; still say what is left
@@ -141,6 +145,8 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
 
 def validate(settings: Settings) -> None:
     """Check every setting as the CLI would (the library API gets the same errors)."""
+    from . import options
+
     for key, value in (
         ("backend", settings.backend),
         ("user", settings.user or None),
@@ -193,6 +199,8 @@ def _check_target(path: Path, clear: bool) -> None:
 
 def _clear(path: Path) -> None:
     """Replace an old environment: stop what it runs, then empty the directory."""
+    import contextlib
+
     if (path / CFG_NAME).is_file():
         with contextlib.suppress(VenvrootError):  # a half-broken env is still cleared
             Environment.open(path).backend.destroy()
@@ -200,6 +208,8 @@ def _clear(path: Path) -> None:
 
 
 def _empty(path: Path) -> None:
+    from . import filetree
+
     for child in path.iterdir():
         filetree.remove(str(child))
 
@@ -215,6 +225,8 @@ def _make_dirs(path: Path) -> Path | None:
 
 
 def _write_layout(env: Environment) -> None:
+    from .activators import ACTIVATORS, ActivationContext
+
     s = env.settings
     env.bin_dir.mkdir()
     (env.path / STATE_DIR).mkdir()

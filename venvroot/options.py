@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from .errors import UsageError
 from .mapping import DirectoryMapping, UserSpec
 from .settings import ALL_ACTIVATORS, BACKENDS
 
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_LETTERS_DIGITS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_LABEL_INNER = _LETTERS_DIGITS | {"-"}
 
 
 def check_backend(value: str) -> str:
@@ -45,8 +45,22 @@ def check_user(value: str) -> str:
     return str(UserSpec.parse(value))
 
 
+def _is_hostname(value: str) -> bool:
+    """Dot-separated labels of 1 to 63 letters, digits and '-', not starting or ending with '-';
+    253 characters at most."""
+    if not 0 < len(value) <= 253:
+        return False
+    return all(
+        0 < len(label) <= 63
+        and label[0] in _LETTERS_DIGITS
+        and label[-1] in _LETTERS_DIGITS
+        and all(c in _LABEL_INNER for c in label)
+        for label in value.split(".")
+    )
+
+
 def check_hostname(value: str) -> str:
-    if not _HOSTNAME.match(value):
+    if not _is_hostname(value):
         raise UsageError(
             f"bad hostname {value!r}: use letters, digits and '-', dot-separated "
             "(an FQDN sets the domain name too)"
@@ -68,11 +82,16 @@ def check_link(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
 class Option:
-    key: str  # config key == long option without "--"
-    kind: type  # str, bool or list
-    check: Callable | None = None
+    """One create option: its config key (the long option without "--"), its kind (str, bool or
+    list) and the check of one value."""
+
+    __slots__ = ("check", "key", "kind")
+
+    def __init__(self, key: str, kind: type, check: Callable[[str], str] | None = None) -> None:
+        self.key = key
+        self.kind = kind
+        self.check = check
 
 
 OPTIONS: dict[str, Option] = {

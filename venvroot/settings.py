@@ -5,38 +5,76 @@ Management code uses this; the shim's hot path reads venvroot.cfg through envcon
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-
 from . import envconfig
 from .envconfig import MARKER, quote
 from .version import __version__
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
 BACKENDS = ("ns", "docker")
 ALL_ACTIVATORS = ("bash", "fish", "cshell", "xonsh")
 
+# Every setting but ``path`` and ``extra``, in venvroot.cfg's order, with its default (a list default
+# is copied for each Settings). Names map to option names (``_`` -> ``-``).
+DEFAULTS: dict[str, object] = {
+    "backend": "ns",
+    "root": None,
+    "image": None,
+    "user": "",
+    "directory": [],
+    "link": [],
+    "persistent": False,
+    "on_activate": [],
+    "on_deactivate": [],
+    "hostname": None,
+    "prompt": None,
+    "activators": list(ALL_ACTIVATORS),
+    "python": None,
+    "no_vcs_ignore": False,
+}
 
-@dataclass
+
 class Settings:
-    """Everything that defines an environment. Field names map to option names (``_`` -> ``-``)."""
+    """Everything that defines an environment: ``Settings(path, name=value...)`` with the names of
+    :data:`DEFAULTS`. A plain class: ``dataclasses`` would cost every create ~7 ms."""
 
     path: Path
-    backend: str = "ns"
-    root: str | None = None
-    image: str | None = None
-    user: str = ""
-    directory: list[str] = field(default_factory=list)
-    link: list[str] = field(default_factory=list)
-    persistent: bool = False
-    on_activate: list[str] = field(default_factory=list)
-    on_deactivate: list[str] = field(default_factory=list)
-    hostname: str | None = None
-    prompt: str | None = None
-    activators: list[str] = field(default_factory=lambda: list(ALL_ACTIVATORS))
-    python: str | None = None
-    no_vcs_ignore: bool = False
+    backend: str
+    root: str | None
+    image: str | None
+    user: str
+    directory: list[str]
+    link: list[str]
+    persistent: bool
+    on_activate: list[str]
+    on_deactivate: list[str]
+    hostname: str | None
+    prompt: str | None
+    activators: list[str]
+    python: str | None
+    no_vcs_ignore: bool
     # Backend-owned facts recorded at create time (e.g. the root layer in use).
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str]
+
+    def __init__(self, path: Path, extra: dict[str, str] | None = None, **values: object) -> None:
+        unknown = sorted(set(values) - set(DEFAULTS))
+        if unknown:
+            raise TypeError(f"Settings() got an unknown setting {unknown[0]!r}")
+        self.path = path
+        for name, default in DEFAULTS.items():
+            if name in values:
+                setattr(self, name, values[name])
+            else:
+                setattr(self, name, list(default) if isinstance(default, list) else default)
+        self.extra = {} if extra is None else extra
+
+    def __repr__(self) -> str:
+        return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in vars(self).items()) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(self) == vars(other)
 
     @property
     def env_name(self) -> str:
@@ -49,13 +87,11 @@ class Settings:
     def to_cfg(self) -> str:
         """Render ``venvroot.cfg``: ``key = value`` lines, repeated keys for lists."""
         lines = [f"{MARKER} = {__version__}", f"path = {quote(str(self.path))}"]
-        for f in fields(self):
-            if f.name in ("path", "extra"):
-                continue
-            value = getattr(self, f.name)
-            key = f.name.replace("_", "-")
+        for name in DEFAULTS:
+            value = getattr(self, name)
+            key = name.replace("_", "-")
             if isinstance(value, list):
-                if f.name == "activators":
+                if name == "activators":
                     lines.append(f"{key} = {','.join(value)}")
                 else:
                     lines.extend(f"{key} = {quote(v)}" for v in value)
@@ -80,8 +116,7 @@ class Settings:
     def from_cfg(cls, path: Path) -> Settings:
         """Read ``<path>/venvroot.cfg`` (written by :meth:`to_cfg`)."""
         cfg = envconfig.read(str(path))
-        kinds = {f.name.replace("_", "-"): f.name for f in fields(cls) if f.name not in ("path", "extra")}
-        defaults = cls(path)
+        kinds = {name.replace("_", "-"): name for name in DEFAULTS}
         values: dict[str, object] = {}
         extra: dict[str, str] = {}
         for key, items in cfg.values.items():
@@ -92,10 +127,10 @@ class Settings:
                 extra[key] = items[-1]
             elif name == "activators":
                 values[name] = [v for v in items[-1].split(",") if v]
-            elif isinstance(getattr(defaults, name), list):
+            elif isinstance(DEFAULTS[name], list):
                 values[name] = list(items)
-            elif isinstance(getattr(defaults, name), bool):
+            elif isinstance(DEFAULTS[name], bool):
                 values[name] = items[-1] == "true"
             else:
                 values[name] = items[-1]
-        return cls(path=path, extra=extra, **values)  # type: ignore[arg-type]
+        return cls(path=path, extra=extra, **values)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from dataclasses import dataclass, field
 
 from .errors import UsageError
 from .mapping import UserSpec
@@ -19,16 +18,33 @@ from .mapping import UserSpec
 SYSTEM_IDS = range(999, 99, -1)  # like useradd -r: system accounts count down from 999
 
 
-@dataclass
 class Account:
-    name: str
-    uid: int
-    gid: int
-    group: str
-    home: str
-    shell: str = "/bin/sh"
-    # Supplementary groups (name, gid) the account is a member of.
-    groups: list[tuple[str, int]] = field(default_factory=list)
+    """A user inside (a plain class: ``dataclasses`` would cost every create ~5 ms to import)."""
+
+    def __init__(
+        self,
+        name: str,
+        uid: int,
+        gid: int,
+        group: str,
+        home: str,
+        shell: str = "/bin/sh",
+        groups: list[tuple[str, int]] | None = None,
+    ) -> None:
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.group = group
+        self.home = home
+        self.shell = shell
+        # Supplementary groups (name, gid) the account is a member of.
+        self.groups = [] if groups is None else groups
+
+    def __repr__(self) -> str:
+        return "Account(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(self) == vars(other)
 
     @property
     def user_spec(self) -> str:

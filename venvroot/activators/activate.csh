@@ -2,10 +2,6 @@
 # Every value is a quoted literal, so paths and the prompt are data, never code.
 # csh has no functions: `deactivate` is an alias that sources this file again with
 # _venvroot_deactivate set to its arguments.
-{#- tcsh draws its prompt through % sequences, `!` (history number), `^X` (control characters) and
-    backslash escapes; csh only through `!`. Each gets the escape that draws the character itself. #}
-{%- set tcsh_prompt = ctx.prompt|replace("\\", "\\\\")|replace("%", "%%")|replace("!", "\\!")|replace("^", "\\^") %}
-{%- set csh_prompt = ctx.prompt|replace("!", "\\!") %}
 
 if (! $?_venvroot_deactivate) then
     # Run instead of sourced, it would change a shell that exits at once: say so and fail.
@@ -27,18 +23,18 @@ endif
 
 # Literals only at the top level: csh skips untaken branches with a cruder scanner that quoted data
 # could mislead.
-set _venvroot_self = {{ (ctx.bin_dir ~ "/activate.csh")|q }}
-set _venvroot_env = {{ ctx.env_dir|q }}
-set _venvroot_bin = {{ ctx.bin_dir|q }}
-set _venvroot_prompt = {{ ctx.prompt|q }}
+set _venvroot_self = {{ (bin_dir ~ "/activate.csh")|q }}
+set _venvroot_env = {{ env_dir|q }}
+set _venvroot_bin = {{ bin_dir|q }}
+set _venvroot_prompt = {{ prompt|q }}
 set _venvroot_prompt_tcsh = {{ tcsh_prompt|q }}
 set _venvroot_prompt_csh = {{ csh_prompt|q }}
-{%- if ctx.session is not none %}
-set _venvroot_session = {{ ctx.session|q }}
+{%- if session is not none %}
+set _venvroot_session = {{ session|q }}
 {%- endif %}
 
 if ($?_venvroot_deactivate) then
-{%- if ctx.session is not none %}
+{%- if session is not none %}
     # Stop the session first, while the environment's variables still describe it.
     if ($?_VENVROOT_SESSION) then
         unset _VENVROOT_SESSION
@@ -124,7 +120,7 @@ if ($?_venvroot_activate) then
     set _VENVROOT_ACTIVATE_CSH = "$_venvroot_self:q"
     alias deactivate 'set _venvroot_deactivate = (\!*); source "$_VENVROOT_ACTIVATE_CSH:q"'
     if (! $?tcsh) rehash
-{%- if ctx.session is not none %}
+{%- if session is not none %}
 
     "$_venvroot_session:q" start $$
     if ($status == 0) then
@@ -139,7 +135,7 @@ endif
 
 unset _venvroot_self _venvroot_env _venvroot_bin _venvroot_prompt _venvroot_prompt_tcsh _venvroot_prompt_csh
 unset _venvroot_show
-{%- if ctx.session is not none %}
+{%- if session is not none %}
 unset _venvroot_session
 # The last command sets the status `source` returns; eval substitutes the flag before unsetting it.
 eval "unset _venvroot_failed; set status = $?_venvroot_failed"

@@ -14,11 +14,11 @@ if set -q _VENVROOT_ACTIVE
 end
 
 function deactivate -d 'Leave the venvroot environment'
-{%- if ctx.session is not none %}
+{%- if session is not none %}
     # Stop the session first, while the environment's variables still describe it.
     if set -q _VENVROOT_SESSION
         set -e _VENVROOT_SESSION
-        {{ ctx.session|q }} stop $fish_pid
+        {{ session|q }} stop $fish_pid
     end
 {%- endif %}
     # Saved values come back exactly; an unset one is erased again.
@@ -54,15 +54,15 @@ end
 # Clear what another activator (virtualenv) left under the same names.
 deactivate nondestructive
 
-set -gx VIRTUAL_ENV {{ ctx.env_dir|q }}
-set -gx VIRTUAL_ENV_PROMPT {{ ctx.prompt|q }}
+set -gx VIRTUAL_ENV {{ env_dir|q }}
+set -gx VIRTUAL_ENV_PROMPT {{ prompt|q }}
 
 if set -q PATH
     set -g _OLD_VIRTUAL_PATH $PATH
 else
     set -g _VENVROOT_PATH_WAS_UNSET 1
 end
-set -gx PATH {{ ctx.bin_dir|q }} $PATH
+set -gx PATH {{ bin_dir|q }} $PATH
 
 if set -q PYTHONHOME
     set -g _OLD_VIRTUAL_PYTHONHOME $PYTHONHOME
@@ -90,9 +90,9 @@ if test -z "$VIRTUAL_ENV_DISABLE_PROMPT"
 end
 
 set -g _VENVROOT_ACTIVE 1
-{%- if ctx.session is not none %}
+{%- if session is not none %}
 
-if {{ ctx.session|q }} start $fish_pid
+if {{ session|q }} start $fish_pid
     set -g _VENVROOT_SESSION 1
 else
     # No session, no environment: undo everything (nothing to stop) and fail the source.

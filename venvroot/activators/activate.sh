@@ -1,14 +1,5 @@
 # Activates a venvroot environment. Source it, from bash, zsh or a POSIX sh:  . <env>/bin/activate
 # Every value is a single-quoted literal, so paths and the prompt are data, never code.
-{#- The prompt text is escaped here, once, for each shell's prompt rules.
-    bash decodes backslash escapes, then (promptvars, the default) expands $ ` \ as in double quotes;
-    in posix mode it draws a bare ! as the history number, so ! is written as the octal escape \041.
-    dash (0.5.11 on) only expands.
-    busybox ash expands, then decodes backslash escapes: $ and \ are octal escapes there. #}
-{%- set bash_prompt = "(" ~ ctx.prompt|replace("\\", "\\\\\\\\")|replace("$", "\\\\$")|replace("`", "\\\\`")
-                                      |replace("!", "\\041") ~ ") " %}
-{%- set sh_prompt = "(" ~ ctx.prompt|replace("\\", "\\\\")|replace("$", "\\$")|replace("`", "\\`") ~ ") " %}
-{%- set busybox_prompt = "(" ~ ctx.prompt|replace("\\", "\\134")|replace("$", "\\044")|replace("`", "\\`") ~ ") " %}
 
 # Run instead of sourced, it would change a shell that exits at once: say so and fail.
 if [ -n "${BASH_VERSION-}" ]; then
@@ -29,11 +20,11 @@ if [ -n "${_VENVROOT_ACTIVE-}" ]; then
 fi
 
 deactivate () {
-{%- if ctx.session is not none %}
+{%- if session is not none %}
     # Stop the session first, while the environment's variables still describe it.
     if [ -n "${_VENVROOT_SESSION-}" ]; then
         unset _VENVROOT_SESSION
-        {{ ctx.session|q }} stop "$$" || :
+        {{ session|q }} stop "$$" || :
     fi
 {%- endif %}
     # Saved values come back exactly: a set-but-empty value stays empty, an unset one unset.
@@ -79,9 +70,9 @@ deactivate () {
 # Clear what another activator (virtualenv, venv) left under the same variable names.
 deactivate nondestructive
 
-VIRTUAL_ENV={{ ctx.env_dir|q }}
+VIRTUAL_ENV={{ env_dir|q }}
 export VIRTUAL_ENV
-VIRTUAL_ENV_PROMPT={{ ctx.prompt|q }}
+VIRTUAL_ENV_PROMPT={{ prompt|q }}
 export VIRTUAL_ENV_PROMPT
 
 if [ -n "${PATH+x}" ]; then
@@ -100,7 +91,7 @@ else
     _VENVROOT_PATH_WAS_UNSET=1
 fi
 # An empty PATH gets no ":" appended: an empty entry would mean the current directory.
-PATH={{ ctx.bin_dir|q }}${PATH:+":$PATH"}
+PATH={{ bin_dir|q }}${PATH:+":$PATH"}
 export PATH
 
 if [ -n "${PYTHONHOME+x}" ]; then
@@ -138,9 +129,9 @@ fi
 
 hash -r 2>/dev/null || :
 _VENVROOT_ACTIVE=1
-{%- if ctx.session is not none %}
+{%- if session is not none %}
 
-if {{ ctx.session|q }} start "$$"; then
+if {{ session|q }} start "$$"; then
     _VENVROOT_SESSION=1
 else
     # No session, no environment: undo everything (nothing to stop) and fail the source.

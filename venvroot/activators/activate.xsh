@@ -9,7 +9,7 @@ if __name__ == "__main__":
     _venvroot_sys.exit(33)
 
 
-def _venvroot_activate(env_dir, bin_dir, prompt{% if ctx.session is not none %}, session{% endif %}):
+def _venvroot_activate(env_dir, bin_dir, prompt{% if session is not none %}, session{% endif %}):
     import types
 
     xsh = __xonsh__
@@ -21,7 +21,7 @@ def _venvroot_activate(env_dir, bin_dir, prompt{% if ctx.session is not none %},
         def __init__(self):
             self.saved = {}
             self.old_env_name = unset
-{%- if ctx.session is not none %}
+{%- if session is not none %}
             self.session_started = False
 {%- endif %}
 
@@ -42,7 +42,7 @@ def _venvroot_activate(env_dir, bin_dir, prompt{% if ctx.session is not none %},
             return "(" + text.replace("{", "{" * 2).replace("}", "}" * 2) + ") "
 
         def deactivate(self, args=None, stdin=None):
-{%- if ctx.session is not none %}
+{%- if session is not none %}
             if self.session_started:
                 # Stop the session first, while the environment's variables still describe it.
                 self.session_started = False
@@ -65,7 +65,7 @@ def _venvroot_activate(env_dir, bin_dir, prompt{% if ctx.session is not none %},
             if not args or args[0] != "nondestructive":
                 xsh.aliases.pop("deactivate", None)
 
-{%- if ctx.session is not none %}
+{%- if session is not none %}
 
     def run_session(verb):
         import os
@@ -97,7 +97,7 @@ def _venvroot_activate(env_dir, bin_dir, prompt{% if ctx.session is not none %},
     this.old_env_name = fields.get("env_name", unset)
     fields["env_name"] = this.env_name
     xsh.aliases["deactivate"] = this.deactivate
-{%- if ctx.session is not none %}
+{%- if session is not none %}
 
     if run_session("start") != 0:
         # No session, no environment: undo everything (nothing to stop) and fail the source.
@@ -108,10 +108,10 @@ def _venvroot_activate(env_dir, bin_dir, prompt{% if ctx.session is not none %},
 {%- endif %}
 
 
-{% if ctx.session is none -%}
-_venvroot_activate({{ ctx.env_dir|q }}, {{ ctx.bin_dir|q }}, {{ ctx.prompt|q }})
+{% if session is none -%}
+_venvroot_activate({{ env_dir|q }}, {{ bin_dir|q }}, {{ prompt|q }})
 {% else -%}
-if not _venvroot_activate({{ ctx.env_dir|q }}, {{ ctx.bin_dir|q }}, {{ ctx.prompt|q }}, {{ ctx.session|q }}):
+if not _venvroot_activate({{ env_dir|q }}, {{ bin_dir|q }}, {{ prompt|q }}, {{ session|q }}):
     del _venvroot_activate
     raise SystemExit(1)
 {% endif -%}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Activator
+from .base import ActivationContext, Activator
 
 
 class CShellActivator(Activator):
@@ -18,3 +18,11 @@ class CShellActivator(Activator):
             raise ValueError(f"a shell string cannot hold a NUL character: {value!r}")
         special = {"'": "'\\''", "\\": "'\\\\'", "!": "'\\!'", "\n": "\\\n"}
         return "'" + "".join(special.get(char, char) for char in value) + "'"
+
+    def values(self, ctx: ActivationContext) -> dict[str, str | None]:
+        # The prompt text for each shell's prompt rules: tcsh draws its prompt through % sequences, `!`
+        # (the history number), `^X` (control characters) and backslash escapes; csh only through `!`.
+        # Each gets the escape that draws the character itself.
+        text = ctx.prompt
+        tcsh = text.replace("\\", "\\\\").replace("%", "%%").replace("!", "\\!").replace("^", "\\^")
+        return {**super().values(ctx), "tcsh_prompt": tcsh, "csh_prompt": text.replace("!", "\\!")}

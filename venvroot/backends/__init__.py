@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # typing costs ~8 ms to import and run.py modules (the hot path) import this package
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -11,5 +9,6 @@ if TYPE_CHECKING:
 
 
 def load_backend(settings: Settings) -> Backend:
-    module = importlib.import_module(f"venvroot.backends.{settings.backend}.backend")
+    # __import__, not importlib: every Python-path shim imports this package
+    module = __import__(f"venvroot.backends.{settings.backend}.backend", fromlist=["Backend"])
     return module.Backend(settings)

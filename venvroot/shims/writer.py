@@ -31,9 +31,9 @@ def shim_name(program: str) -> str:
     return name
 
 
-def _render(template: str, path: Path, **values: str) -> Path:
+def _render(template: str, path: Path, **values: str | bool) -> Path:
     text = templates.render(
-        str(HERE), template, shlex.quote, python=sys.executable, entry=str(ENTRY), **values
+        str(HERE), template, shlex.quote, {"python": sys.executable, "entry": str(ENTRY), **values}
     )
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -48,7 +48,8 @@ def write_shim(env_dir: Path, program: str) -> Path:
 
 def write_manage_script(env_dir: Path, name: str, verb: str) -> Path:
     """``bin/destroy`` and the session hook: run a management verb of this environment."""
-    return _render("manage.tmpl", env_dir / "bin" / name, env_dir=str(env_dir), verb=verb)
+    path = env_dir / "bin" / name
+    return _render("manage.tmpl", path, env_dir=str(env_dir), verb=verb, activation_hook=verb == "session")
 
 
 def is_shim(path: Path) -> bool:

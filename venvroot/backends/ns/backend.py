@@ -10,19 +10,16 @@ Python virtual environment with it (pyenv.py).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import stat
-import tempfile
 
-from ... import inside, snapshots
+from ... import inside
 from ...envconfig import EnvConfig
 from ...errors import UsageError, VenvrootError
 from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
-from . import fastpath, holder, hostview, mountplan, pyenv, snapshot, sources
+from . import fastpath, holder, hostview, mountplan, sources
 from .layout import (
     CFG_FALLBACKS,
     CFG_GID,
@@ -212,6 +209,8 @@ class Backend(BaseBackend):
         hook.chmod(0o755)
 
     def _make_python(self, cfg: EnvConfig) -> None:
+        from . import pyenv
+
         view = self.view()
         search = fastpath.root_search_path(cfg)
         python = pyenv.interpreter(view, search, self.settings.python)
@@ -237,6 +236,8 @@ class Backend(BaseBackend):
     def capture(self, cfg: EnvConfig, argv: list[str], as_root: bool = False) -> tuple[int, str, str]:
         """Run ``argv`` in fresh namespaces of the env (nothing else uses them at create) in the env
         directory; return (status, stdout, stderr)."""
+        import tempfile
+
         from venvroot.ns import run_command
 
         options = mountplan.options(cfg)
@@ -285,6 +286,8 @@ class Backend(BaseBackend):
 
     # -- sessions --------------------------------------------------------------------------
     def session_start(self, shell_pid: int) -> None:
+        from . import snapshot
+
         state, cfg = self.state, self.cfg()
         started = holder.process_start_time(shell_pid)
         if not started:
@@ -300,6 +303,10 @@ class Backend(BaseBackend):
                 self._hooks(cfg, "on-activate", lock)
 
     def session_stop(self, shell_pid: int) -> None:
+        import contextlib
+
+        from . import snapshot
+
         state, cfg = self.state, self.cfg()
         with holder.Lock(state).exclusive() as lock:
             with contextlib.suppress(FileNotFoundError):
@@ -341,6 +348,8 @@ class Backend(BaseBackend):
 
     # -- reset, destroy, info --------------------------------------------------------------
     def reset(self) -> None:
+        from . import snapshot
+
         state = self.state
         with holder.Lock(state).exclusive() as lock:
             if snapshot.discard_frozen_changes(self, lock, prepare=True):
@@ -356,9 +365,13 @@ class Backend(BaseBackend):
 
     # -- snapshots (venvroot.snapshots; the writable layers, see snapshot.py) ------------------
     def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:
+        from . import snapshot
+
         return snapshot.take(self, dest, previous)
 
     def restore_root(self, src: str, facts: dict[str, str]) -> None:
+        from . import snapshot
+
         with holder.Lock(self.state).exclusive() as lock:
             snapshot.put_back(self, src, lock, prepare=True)
 
@@ -369,6 +382,8 @@ class Backend(BaseBackend):
         """Nothing to undo: the writable layers are the env's own again from now on."""
 
     def destroy(self) -> None:
+        from ... import snapshots
+
         state = self.state
         if os.path.exists(state.lock):
             with holder.Lock(state).exclusive() as lock:
@@ -409,6 +424,8 @@ class Backend(BaseBackend):
 
 def remove_tree(path: str) -> None:
     """Remove ``path`` whatever the modes inside (an overlay's work directory is mode 000)."""
+    import shutil
+
     if not os.path.lexists(path):
         return
     if not os.path.isdir(path) or os.path.islink(path):

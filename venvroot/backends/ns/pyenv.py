@@ -14,9 +14,7 @@ way pip writes them.
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 
 from ...errors import UsageError, VenvrootError
 
@@ -56,6 +54,8 @@ def interpreter(view, search_path: str, wanted: str | None) -> str | None:  # vi
 
 
 def parse_report(output: str) -> dict:
+    import json
+
     for line in reversed(output.splitlines()):
         if line.startswith("{"):
             try:
@@ -133,6 +133,8 @@ def install_pip(env_dir: str, report: dict) -> str | None:
         return None
     site = report["purelib"]
     os.makedirs(site, exist_ok=True)
+    import zipfile
+
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         for name in names:

@@ -10,12 +10,13 @@ skipped (rootless they cannot be made; as root they would be a way out). As root
 from __future__ import annotations
 
 import os
-from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import UsageError, VenvrootError
 
+TYPE_CHECKING = False  # typing costs every create ~2 ms to import
 if TYPE_CHECKING:
     import tarfile
+    from typing import IO, Any
 
 TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst", ".tar.bz2", ".tbz2")
 DOCKER_PREFIX = "docker:"
