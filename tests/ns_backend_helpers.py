@@ -154,6 +154,17 @@ def in_environment(env: Path) -> list[int]:
     return found
 
 
+def namespaces_of(pids: list[int]) -> set[int]:
+    """The mount namespaces (inode numbers) of ``pids`` still alive."""
+    found = set()
+    for pid in pids:
+        try:
+            found.add(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+        except OSError:
+            continue
+    return found
+
+
 def host_mounts_mention(path: Path) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line for line in f if str(path) in line]

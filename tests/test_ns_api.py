@@ -268,6 +268,54 @@ def test_mount_kinds(who: Who, shared_tmp: Path) -> None:
     assert not (shared_tmp / "data" / "g").exists()
 
 
+def test_independent_overlays_mount_together(who: Who, shared_tmp: Path) -> None:
+    """With ``overlays_together`` (the ns backend's host view), a run of overlays whose
+    destinations hold none of each other is mounted on several threads: each lands where it
+    belongs, writes reach its own upper directory, a nested one still goes on top of its parent,
+    and one that fails fails the whole build, with nothing mounted in the host or made."""
+    root = own_root(shared_tmp / "base", who)
+    names = [f"d{i}" for i in range(8)]
+    for name in [*names, "d0/inner"]:
+        for part in ("lower", "upper", "work"):
+            (shared_tmp / part / name).mkdir(parents=True)
+        (shared_tmp / "lower" / name / "here").write_text(name + "\n")
+        (root / name).mkdir(exist_ok=True)
+    who.chown(shared_tmp)
+    code = r"""
+        import json, os, sys
+        from venvroot.ns import Mount, sandbox
+        base, root, names, broken = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
+        def overlay(name):
+            upper = f"{base}/upper/{name}" if name != broken else f"{base}/missing"
+            return Mount.overlay(f"/{name}", f"{base}/lower/{name}", upper, f"{base}/work/{name}")
+        mounts = [overlay(n) for n in names] + [overlay("d0/inner")]
+        spec = sandbox.Spec(root, mounts, uid=None, gid=None, hostname=None, pid=False, net=False,
+                            cwd="/", skip_chdir=False, overlays_together=True)
+        sandbox.enter_namespaces(spec)
+        try:
+            created, root_fd = sandbox.build(spec)
+        except Exception as exc:
+            print(json.dumps({"error": str(exc)}))
+            sys.exit(0)
+        sandbox.switch_root(spec, root_fd, own_mount_ns=False)
+        seen = {n: open(f"/{n}/here").read().strip() for n in names + ["d0/inner"]}
+        for n in names:
+            open(f"/{n}/written", "w").close()
+        print(json.dumps({"seen": seen}))
+    """
+    out = _json(who.python(code, str(shared_tmp), str(root), " ".join(names), "none"))
+    assert out == {"seen": {n: n for n in [*names, "d0/inner"]}}
+    for name in names:
+        assert (shared_tmp / "upper" / name / "written").exists()
+        assert not (shared_tmp / "lower" / name / "written").exists()
+    before = sorted(p.name for p in root.iterdir())
+    out = _json(who.python(code, str(shared_tmp), str(root), " ".join(names), "d5"))
+    assert out["error"].startswith("cannot mount overlay on /d5 inside "), out
+    assert sorted(p.name for p in root.iterdir()) == before
+    with open("/proc/self/mountinfo") as f:
+        assert str(root) not in f.read()
+
+
 def test_setup_errors_are_raised_in_the_caller(who: Who, busybox_root: Path) -> None:
     out = _json(
         who.python(

@@ -1,11 +1,49 @@
 """Run one program in an environment: what every shim and ``venvroot run`` do.
 
 On the shims' hot path (``shims/entry.py``): builtins and venvroot's light modules only.
+``main`` is the shims' entry: ``ENV PROGRAM [ARG...]``, or ``--manage ENV VERB [ARG...]`` for
+``bin/destroy`` and the activate scripts' session hook.
 """
 
 from __future__ import annotations
 
+import sys
+
 from . import envconfig
+from .errors import VenvrootError
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["--manage"] and len(argv) >= 3:
+            return manage(argv[1], argv[2], argv[3:])
+        if len(argv) < 2:
+            sys.stderr.write("usage: entry.py ENV PROGRAM [ARG...] (shims call this; see `venvroot link`)\n")
+            return 2
+        return run(argv[0], argv[1], argv[2:])
+    except VenvrootError as exc:
+        sys.stderr.write(f"venvroot: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def manage(env_dir: str, verb: str, args: list[str]) -> int:
+    # Management may need site-packages (jinja2, the docker SDK): load them now, not for every shim.
+    import site
+
+    site.main()
+    from .env import Environment
+
+    env = Environment.open(env_dir)
+    if verb == "session" and len(args) == 2 and args[0] in ("start", "stop") and args[1].isdigit():
+        env.session(args[0], int(args[1]))
+    elif verb == "destroy" and not args:
+        env.destroy()
+    else:
+        sys.stderr.write(f"venvroot: bad call of bin/{verb} {' '.join(args)}\n")
+        return 2
+    return 0
 
 
 def run(env_dir: str, program: str, args: list[str]) -> int:

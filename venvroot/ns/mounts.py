@@ -68,7 +68,7 @@ class Mount:
             raise ChrootError(f"bind mount on {dest} needs a source path")
         set_ = object.__setattr__
         set_(self, "kind", kind)
-        set_(self, "dest", os.path.normpath(dest).replace("//", "/"))
+        set_(self, "dest", _normal(dest).replace("//", "/"))
         set_(self, "source", source)
         set_(self, "readonly", bool(readonly))
         set_(self, "recursive", bool(recursive))
@@ -89,7 +89,7 @@ class Mount:
         optional: bool = False,
     ) -> Mount:
         """Bind the host path ``source`` at ``dest`` (default: the same path)."""
-        source = os.path.abspath(source)
+        source = _absolute(source)
         return cls(
             "bind",
             dest or source,
@@ -136,10 +136,10 @@ class Mount:
         lowers = [lower] if isinstance(lower, str) else list(lower)
         if not lowers or (upper is None) != (work is None):
             raise ChrootError("an overlay needs at least one lower directory, and upper and work together")
-        opts = "lowerdir=" + ":".join(_overlay_escape(os.path.abspath(p)) for p in lowers)
+        opts = "lowerdir=" + ":".join(_overlay_escape(_absolute(p)) for p in lowers)
         if upper is not None and work is not None:
-            opts += f",upperdir={_overlay_escape(os.path.abspath(upper))}"
-            opts += f",workdir={_overlay_escape(os.path.abspath(work))}"
+            opts += f",upperdir={_overlay_escape(_absolute(upper))}"
+            opts += f",workdir={_overlay_escape(_absolute(work))}"
         return cls("overlay", dest, "overlay", options=opts, **kwargs)
 
     def replace(self, **changes: object) -> Mount:
@@ -178,6 +178,20 @@ class Mount:
 def _rebuild(values: dict) -> Mount:
     kind, dest = values.pop("kind"), values.pop("dest")
     return Mount(kind, dest, **values)
+
+
+def _normal(path: str) -> str:
+    """``os.path.normpath`` (pure Python, and a start builds dozens of mounts), skipped for an
+    absolute path without an empty, ``.`` or ``..`` component or a trailing slash."""
+    if not path.startswith("/") or "//" in path or "/./" in path or "/../" in path:
+        return os.path.normpath(path)
+    if path != "/" and path.endswith(("/.", "/..", "/")):
+        return os.path.normpath(path)
+    return path
+
+
+def _absolute(path: str) -> str:
+    return _normal(path) if path.startswith("/") else os.path.abspath(path)
 
 
 def _overlay_escape(path: str) -> str:

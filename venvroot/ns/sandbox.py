@@ -3,8 +3,9 @@
 1. :func:`enter_namespaces` - unshare user (when not root), mount, UTS, IPC, and optionally PID and
    network namespaces; write the uid/gid maps.
 2. :func:`build` - make every mount private-from-the-host (slave), bind the root onto itself (or
-   mount the ``/`` mount there), make each mount at a destination resolved inside the root, set
-   the hostname, bring loopback up.
+   mount the ``/`` mount there), make each mount at a destination resolved inside the root (runs
+   of independent overlays on several threads, when the spec allows it), set the hostname, bring
+   loopback up.
 3. :func:`switch_root` - pivot_root into it (chroot where pivot_root is refused), drop the host's
    tree, change directory, become the requested user, set no_new_privs.
 4. :func:`teardown` - after the program: detach the tree and remove the mount points step 2 made.
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
 class Spec:
     """Everything that defines one entry into a root (built by runner.make_spec)."""
 
-    __slots__ = ("cwd", "gid", "hostname", "mounts", "net", "pid", "root", "skip_chdir", "uid", "userns")
+    __slots__ = (
+        "cwd", "gid", "hostname", "mounts", "net", "overlays_together", "pid", "root", "skip_chdir", "uid",
+        "userns",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -42,6 +46,7 @@ class Spec:
         net: bool,
         cwd: str | None,
         skip_chdir: bool,
+        overlays_together: bool = False,
     ) -> None:
         self.root = root
         self.mounts = list(mounts)
@@ -52,6 +57,9 @@ class Spec:
         self.net = net
         self.cwd = cwd
         self.skip_chdir = skip_chdir
+        # Mount runs of overlays on several threads (see _mount_together). Only for mounts whose
+        # destinations are real directories: a symlink on the way could nest two "unrelated" ones.
+        self.overlays_together = overlays_together
         self.userns = os.geteuid() != 0
 
 
@@ -167,8 +175,15 @@ def build(spec: Spec) -> tuple[list[paths.Created], int]:
         raise _mount_refused(exc) from None
     root_fd = os.open(spec.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for m in mounts:
-            _mount_inside(spec, root_fd, m, created)
+        i = 0
+        while i < len(mounts):
+            run = _independent_overlays(mounts, i) if spec.overlays_together else 1
+            if run >= _TOGETHER_FROM:
+                _mount_together(spec, root_fd, mounts[i : i + run], created)
+            else:
+                run = 1
+                _mount_inside(spec, root_fd, mounts[i], created)
+            i += run
         if first is not None and first.readonly:
             # Last, so that mount points could still be made in it; submounts keep their own mode.
             _make_readonly(root_fd, "/", recursive=False)
@@ -184,6 +199,68 @@ def build(spec: Spec) -> tuple[list[paths.Created], int]:
         teardown(spec, created)  # the caller never sees them: undo here
         raise
     return created, root_fd
+
+
+_TOGETHER_FROM = 4  # fewer overlays than this are not worth a thread
+
+
+def _independent_overlays(mounts: Sequence[Mount], start: int) -> int:
+    """How many overlays from ``start`` on have destinations none of which holds another."""
+    dests: list[str] = []
+    for m in mounts[start:]:
+        if m.kind != "overlay" or any(_nested(m.dest, d) for d in dests):
+            break
+        dests.append(m.dest)
+    return len(dests)
+
+
+def _nested(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def _mount_together(spec: Spec, root_fd: int, batch: Sequence[Mount], created: list[paths.Created]) -> None:
+    """Mount independent overlays on several threads at once. Most of an overlay mount is the
+    kernel setting up its filesystem (looking up the layers, preparing the work directory), which
+    runs beside another one on another CPU: the libc calls let go of Python's lock. The first
+    failure is raised once every thread has stopped."""
+    import _thread
+
+    todo = list(reversed(batch))
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        while todo and not failed:
+            try:
+                m = todo.pop()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                _mount_inside(spec, root_fd, m, created)
+            except BaseException as exc:
+                failed.append(exc)
+
+    def helper(done: _thread.LockType) -> None:
+        try:
+            drain()
+        finally:
+            done.release()
+
+    helpers = []
+    for _ in range(max(1, min(3, (os.cpu_count() or 2) - 1))):
+        done = _thread.allocate_lock()
+        done.acquire()
+        try:
+            _thread.start_new_thread(helper, (done,))
+        except RuntimeError:  # no threads here (a limit, a sandbox): this thread does it all
+            break
+        helpers.append(done)
+    try:
+        drain()
+    finally:
+        for done in helpers:
+            done.acquire()  # that helper has stopped
+    if failed:
+        raise failed[0]
 
 
 def _mount_refused(exc: OSError) -> ChrootError:

@@ -195,13 +195,24 @@ def set_parent_death_signal(signum: int) -> None:
     _call("prctl", PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
+def _u64s(*values: int) -> bytes:
+    """A struct of native u64s; the few the runner uses are made once (a start makes dozens of calls)."""
+    data = _structs.get(values)
+    if data is None:
+        data = _structs[values] = b"".join(v.to_bytes(8, sys.byteorder) for v in values)
+    return data
+
+
+_structs: dict[tuple[int, ...], bytes] = {}
+
+
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2); ``struct open_how`` is three native u64s."""
-    how = b"".join(v.to_bytes(8, sys.byteorder) for v in (flags, mode, resolve))
+    how = _u64s(flags, mode, resolve)
     return _call("openat2", _SYS_OPENAT2, dirfd, _b(path), how, len(how), path=path)
 
 
 def mount_setattr(dirfd: int, path: str, at_flags: int, attr_set: int, attr_clr: int = 0) -> None:
     """mount_setattr(2); ``struct mount_attr`` is four native u64s."""
-    attr = b"".join(v.to_bytes(8, sys.byteorder) for v in (attr_set, attr_clr, 0, 0))
+    attr = _u64s(attr_set, attr_clr, 0, 0)
     _call("mount_setattr", _SYS_MOUNT_SETATTR, dirfd, _b(path), at_flags, attr, len(attr), path=path)

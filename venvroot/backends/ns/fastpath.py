@@ -20,16 +20,26 @@ Everything interpolated is a single-quoted literal: paths are data, never code.
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
 import sys
 
-from ...envconfig import EnvConfig
 from ...inside import DEFAULT_PATH
-from ...mapping import DirectoryMapping
 from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
 
-q = shlex.quote
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...envconfig import EnvConfig
+
+# shlex.quote's safe characters (shlex imports re: not on the shims' path).
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")
+
+
+def q(text: str) -> str:
+    """``text`` as one sh word, exactly as ``shlex.quote`` writes it."""
+    if text and all(c in _SAFE for c in text):
+        return text
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
 # The shims' Python entry (shims/writer.py knows it too, but imports jinja2: not on a shim's path).
 ENTRY = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shims", "entry.py"
@@ -55,6 +65,8 @@ def nsenter_flags(ids: tuple[int, int] | None) -> list[str]:
 def _cwd_cases(cfg: EnvConfig) -> str:
     """sh ``case`` arms mapping $PWD (physical) to the directory inside, as venvroot.inside.map_cwd does:
     the deepest mapping wins, a --directory over the project at equal depth."""
+    from ...mapping import DirectoryMapping
+
     project = os.path.dirname(cfg.env_dir)
     maps = [(project, project)]
     for spec in cfg.get_list("directory"):
@@ -78,6 +90,8 @@ def _cwd_cases(cfg: EnvConfig) -> str:
 
 def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     """The shims' fast path, or None when this machine has no nsenter."""
+    import shutil
+
     from ... import snapshots
 
     nsenter = shutil.which("nsenter")

@@ -7,18 +7,24 @@ says so, and a mount cleans the work directory the other is using), and building
 host view costs one overlay per host directory (about half a millisecond each, to mount and to
 tear down), so the namespaces are built once and shared.
 
-Processes::
+Processes (coldstart.py)::
 
-    starter (a shim or `venvroot ...`) ─ forks ─ manager (outside, detached) ─ holder (inside)
+    starter (a shim, `venvroot run`) ── builds the namespaces ─ A ─ R ─ holder (inside)
+       └── becomes the program, inside          A leaves at once; R records the holder and waits
+                                                only to reap it
 
-The manager is a detached Python process that runs the holder through ``run_function`` and waits
-for it; the holder creates the liveness marker ``<env>/.venvroot/live-TOKEN`` inside (a shim checks
-it through ``/proc/PID/root``, so a reused pid is never mistaken for the holder), reports ready,
-and then waits. It ends itself, when the env is not persistent, once no activated shell is left
-and nothing runs inside for ``LINGER`` seconds; when every activated shell died without
-deactivating (a closed terminal) it runs the on-deactivate commands and, unless the env is
-persistent, ends everything inside. ``stop`` ends it from outside (deactivate, reset, destroy):
-every process whose mount namespace is the holder's is terminated, then killed.
+The starter builds the namespaces in its own process, leaves the holder in them (in a session of
+its own, neither the program's child nor its parent) and becomes the program. Management (hooks)
+starts them through :func:`start`: a child of its own does the same and exits once the holder is
+recorded. The starter creates the liveness marker ``<env>/.venvroot/live-TOKEN`` inside (a shim
+checks it through ``/proc/PID/root``, so a reused pid is never mistaken for the holder). The holder
+ends itself, when the env is not persistent, once no activated shell is left and nothing runs
+inside for ``LINGER`` seconds; when every activated shell died without deactivating (a closed
+terminal) it runs the on-deactivate commands and, unless the env is persistent, ends everything
+inside. Either way it forgets its own record through a descriptor of the state directory (covered
+inside the root) taken before the root was built; anything else it has to say goes to
+``holder.log``. ``stop`` ends it from outside (deactivate, reset, destroy): every process whose
+mount namespace is the holder's is terminated, then killed.
 
 Locking (``state/lock``): shims hold it shared while they join; starting and stopping take it
 exclusively, and so does the holder before it ends itself.
@@ -47,7 +53,6 @@ if TYPE_CHECKING:
 
     from ...envconfig import EnvConfig
 
-START_TIMEOUT = 120.0
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL when stopping
 
 
@@ -98,146 +103,149 @@ def forget_dead_shells(state: State) -> None:
 # -- starting ------------------------------------------------------------------------------------------
 
 
-def ensure(cfg: EnvConfig, lock: Lock) -> tuple[int, str]:
-    """The live holder of the env, started when there is none. ``lock`` is held (shared, or
-    exclusive after a start) on return, so the holder cannot end before the caller has joined."""
-    state = State(cfg.env_dir)
+def running(state: State, lock: Lock) -> tuple[int, str] | None:
+    """The live holder of the env (``lock`` then held shared, so it cannot end before the caller
+    has joined), or None with ``lock`` held exclusively: the caller starts the namespaces."""
     lock.shared()
     found = read_holder(state)
     if found is not None:
         return found
     lock.exclusive()  # drops the shared lock first, so two starters cannot deadlock
-    found = read_holder(state)
-    if found is not None:
-        return found
-    return start(cfg, state)
+    return read_holder(state)
 
 
 def start(cfg: EnvConfig, state: State) -> tuple[int, str]:
-    """Start the holder (the caller holds the lock exclusively) and record it."""
-    from . import mountplan
+    """Start the env's namespaces from a process that stays outside them (management: hooks); the
+    caller holds the lock exclusively. A child builds them, leaves the holder and exits."""
+    from .coldstart import start_here
 
-    spec = mountplan.holder_spec(cfg)
-    token = os.urandom(8).hex()
     read_fd, write_fd = os.pipe()
+    _flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            try:
+                found = start_here(cfg, state)
+                _say(write_fd, f"ready {found[0]} {found[1]}\n")
+            except BaseException as exc:
+                _say(write_fd, f"error {exc}\n")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 4096):
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    message = b"".join(chunks).decode("utf-8", "replace").strip()
+    words = message.split()
+    if len(words) == 3 and words[0] == "ready" and words[1].isdigit():
+        return int(words[1]), words[2]
+    if message.startswith("error "):
+        raise VenvrootError(message[len("error ") :])
+    raise VenvrootError(f"cannot start the environment {cfg.env_dir}: it ended without a word")
+
+
+def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_fd)
-            _manager(state, spec, token, write_fd)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(pid, 0)  # the first child leaves at once (double fork: the manager is detached)
-    message = _read_until_closed(read_fd, START_TIMEOUT, state.log)
-    os.close(read_fd)
-    if not message.startswith("ready "):
-        text = message[len("error ") :] if message.startswith("error ") else "it ended without a word"
-        raise VenvrootError(f"cannot start the environment {cfg.env_dir}: {text.strip()}")
-    holder = int(message.split()[1])
-    tmp = state.holder + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(f"{holder} {token}\n")
-    os.replace(tmp, state.holder)
-    return holder, token
 
 
-def _read_until_closed(fd: int, timeout: float, log: str) -> str:
-    deadline = time.monotonic() + timeout
-    chunks = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return f"error it did not report ready within {timeout:.0f} s; see {log}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        if b"\n" in chunk:
-            break
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
-def _manager(state: State, spec: dict, token: str, report_fd: int) -> None:
-    """The detached process outside: runs the holder inside and waits for it."""
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    log = os.open(state.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-    null = os.open("/dev/null", os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    shells_fd = os.open(state.shells, os.O_RDONLY | os.O_DIRECTORY)
-    lock_fd = os.open(state.lock, os.O_RDWR)
-    keep = sorted({report_fd, shells_fd, lock_fd, log})
-    low = 3
-    for fd in keep:  # nothing of the starter's (its lock, pipes a caller waits on) may stay open
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 65536)
-    for fd in (report_fd, shells_fd, lock_fd):
-        os.set_inheritable(fd, False)
-    from venvroot.ns import ChrootError, run_function
-
-    args = (report_fd, shells_fd, lock_fd, state.hidden, token, spec["inside"])
+def record(state_fd: int, pid: int, token: str) -> None:
+    """Write the holder's record (``state_fd``: the state directory, wherever this process is)."""
+    fd = os.open("holder.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644, dir_fd=state_fd)
     try:
-        run_function(spec["root"], holder_main, args, **spec["options"])
-    except BaseException as exc:  # told to the starter (if it still waits), and logged
-        text = str(exc) if isinstance(exc, ChrootError) else f"{type(exc).__name__}: {exc}"
-        _say(report_fd, f"error {text}\n")
-        _say(2, f"venvroot: the holder ended: {text}\n{getattr(exc.__cause__, 'text', '')}")
+        os.write(fd, f"{pid} {token}\n".encode())
     finally:
-        # The holder may have been killed: forget it, unless a newer one took its place.
+        os.close(fd)
+    os.replace("holder.tmp", "holder", src_dir_fd=state_fd, dst_dir_fd=state_fd)
+
+
+def recorded(state_fd: int, token: str) -> int | None:
+    """The pid in the holder's record if the record is the one of ``token``."""
+    try:
+        fd = os.open("holder", os.O_RDONLY | os.O_CLOEXEC, dir_fd=state_fd)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            _forget_record(state.holder, token)
-        except OSError:
-            pass
+            words = os.read(fd, 256).split()
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    if len(words) == 2 and words[1] == token.encode() and words[0].isdigit():
+        return int(words[0])
+    return None
+
+
+def _forget_record(state_fd: int, token: str) -> None:
+    if recorded(state_fd, token) is not None:
+        _remove("holder", state_fd)
 
 
 def _say(fd: int, text: str) -> None:
-    try:  # noqa: SIM105 - the starter may be gone
+    try:  # noqa: SIM105 - the reader may be gone
         os.write(fd, text.encode("utf-8", "replace"))
     except OSError:
-        pass
-
-
-def _forget_record(path: str, token: str) -> None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read().split()[1:2] != [token]:
-                return
-        os.unlink(path)
-    except (OSError, IndexError):
         pass
 
 
 # -- the holder itself (inside the root) ---------------------------------------------------------------
 
 
-def holder_main(report_fd: int, shells_fd: int, lock_fd: int, hidden: str, token: str, inside: dict) -> None:
-    """Inside the root: write the marker and the inside shim fragment, report ready, then watch.
-    (The state directory is covered in here: the manager, outside, forgets the record after.)"""
-    with open(hidden + "/shim.sh", "w", encoding="utf-8") as handle:
-        handle.write(inside["fragment"])
-    marker = f"{hidden}/{MARKER_PREFIX}{token}"
-    open(marker, "w").close()
+def serve(state_fd: int, token: str, facts: dict) -> None:
+    """The holder, forked inside the root by the starter (coldstart.py); ends through os._exit.
+    ``state_fd`` is the state directory (covered in here), ``facts`` coldstart.holder_facts's."""
+    code = 0
+    try:
+        lock_fd = os.open("lock", os.O_RDWR | os.O_CLOEXEC, dir_fd=state_fd)  # a lock of its own
+        shells_fd = os.open("shells", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=state_fd)
+        append = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        log = os.open("holder.log", append, 0o644, dir_fd=state_fd)
+        _detach(log, (state_fd, lock_fd, shells_fd))
+        try:
+            _watch(state_fd, lock_fd, shells_fd, token, facts)
+        except BaseException as exc:
+            code = 1
+            _say(2, f"venvroot: the holder ended: {type(exc).__name__}: {exc}\n")
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            _remove(f"{facts['hidden']}/{MARKER_PREFIX}{token}")
+            _forget_record(state_fd, token)
+    finally:
+        os._exit(code)
+
+
+def _detach(log: int, keep: tuple[int, ...]) -> None:
+    """stdin from /dev/null, stdout and stderr to the log, no other descriptor of the starter's
+    (its lock, pipes a caller waits on) left open; default signals, none blocked."""
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+    except OSError:
+        null = os.open(".", os.O_RDONLY | os.O_DIRECTORY)  # a root without /dev/null: never read
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)
+    _sig.pthread_sigmask(_sig.SIG_SETMASK, ())
     # Stopped from outside (deactivate, reset, destroy): whoever stops it cleans up.
     _sig.signal(_sig.SIGTERM, lambda *_: os._exit(0))
     _sig.signal(_sig.SIGINT, lambda *_: os._exit(0))
     _sig.signal(_sig.SIGHUP, _sig.SIG_IGN)
+
+
+def _watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict) -> None:
+    """Watch the activated shells and what runs inside; return once the namespaces may end."""
+    marker = f"{facts['hidden']}/{MARKER_PREFIX}{token}"
     my_ns = os.stat("/proc/self/ns/mnt").st_ino
-    _say(report_fd, f"ready {os.getpid()}\n")
-    os.close(report_fd)
+    reaper = os.getppid()  # R (coldstart.py): it only waits to reap this process
     watcher = _Watcher(shells_fd)
     idle_since: float | None = None
     while True:
@@ -247,63 +255,72 @@ def holder_main(report_fd: int, shells_fd: int, lock_fd: int, hidden: str, token
             try:
                 if watcher.live():  # one activated meanwhile
                     continue
-                for command in inside["on_deactivate"]:
-                    _run_hook(command, inside)
-                if inside["persistent"]:
+                for command in facts["on_deactivate"]:
+                    _run_hook(command, facts)
+                if facts["persistent"]:
                     continue
                 _remove(marker)
-                terminate(my_ns, own=True)
+                _forget_record(state_fd, token)
+                terminate(my_ns, own=True, spare=reaper)
                 return
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        if inside["persistent"] or watcher.live() or _others_in(my_ns):
+        if facts["persistent"] or watcher.live() or _others_in(my_ns, reaper):
             idle_since = None
             continue
         now = time.monotonic()
         if idle_since is None:
             idle_since = now
-        if now - idle_since < inside["linger"]:
+        if now - idle_since < facts["linger"]:
             continue
-        if _end_if_idle(lock_fd, marker, my_ns, watcher):
+        if _end_if_idle(state_fd, lock_fd, token, marker, (my_ns, reaper), watcher):
             return
         idle_since = None
 
 
-def _end_if_idle(lock_fd: int, marker: str, my_ns: int, watcher: _Watcher) -> bool:
+def _end_if_idle(
+    state_fd: int, lock_fd: int, token: str, marker: str, ns: tuple[int, int], watcher: _Watcher
+) -> bool:
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False  # a shim is joining, or a start/stop runs
     try:
-        if watcher.live() or _others_in(my_ns):
+        if watcher.live() or _others_in(*ns):
             return False
         # Closed to newcomers first; a shim that saw the marker just before joins within moments.
         _remove(marker)
         time.sleep(0.05)
-        if _others_in(my_ns):
+        if _others_in(*ns):
             open(marker, "w").close()
             return False
+        _forget_record(state_fd, token)
         return True
     finally:
         fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
 
-def _remove(path: str) -> None:
+def _remove(path: str, dir_fd: int | None = None) -> None:
     try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
 
 
-def _run_hook(command: str, inside: dict) -> None:
+def _run_hook(command: str, facts: dict) -> None:
     """Run an on-deactivate command from the holder (its output goes to the holder's log)."""
     pid = os.fork()
     if pid == 0:
         try:
-            os.chdir(inside["cwd"])
+            os.chdir(facts["cwd"])
             for s in (_sig.SIGTERM, _sig.SIGINT, _sig.SIGHUP, _sig.SIGPIPE):
                 _sig.signal(s, _sig.SIG_DFL)
-            os.execve("/bin/sh", ["sh", "-c", command], inside["environ"])
+            if facts["ids"] is not None:  # as root with --user: the holder itself stays root
+                uid, gid = facts["ids"]
+                os.setgroups([gid])
+                os.setgid(gid)
+                os.setuid(uid)
+            os.execve("/bin/sh", ["sh", "-c", command], facts["environ"])
         except OSError as exc:
             os.write(
                 2, f"venvroot: cannot run the on-deactivate command {command!r}: {exc.strerror}\n".encode()
@@ -378,12 +395,12 @@ class _Watcher:
         return any(process_start_time(pid) == started for pid, started in self._registered().items())
 
 
-def members(ns: int, first_only: bool = False) -> list[int]:
-    """Processes (but this one) in the mount namespace ``ns``; zombies have none."""
-    me = os.getpid()
+def members(ns: int, first_only: bool = False, spare: int = 0) -> list[int]:
+    """Processes (but this one, and ``spare``) in the mount namespace ``ns``; zombies have none."""
+    skip = {os.getpid(), spare}
     out = []
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != me:
+        if name.isdigit() and int(name) not in skip:
             try:
                 if os.stat(f"/proc/{name}/ns/mnt").st_ino == ns:
                     out.append(int(name))
@@ -394,18 +411,18 @@ def members(ns: int, first_only: bool = False) -> list[int]:
     return out
 
 
-def _others_in(ns: int) -> bool:
-    return bool(members(ns, first_only=True))
+def _others_in(ns: int, reaper: int) -> bool:
+    return bool(members(ns, first_only=True, spare=reaper))
 
 
-def terminate(ns: int, own: bool = False) -> None:
-    """End every process in the mount namespace ``ns``: SIGTERM, then SIGKILL after a grace.
-    ``own``: called by the holder itself (its children are reaped on the way)."""
+def terminate(ns: int, own: bool = False, spare: int = 0) -> None:
+    """End every process in the mount namespace ``ns`` (but ``spare``): SIGTERM, then SIGKILL
+    after a grace. ``own``: called by the holder itself (its children are reaped on the way)."""
     deadline = time.monotonic() + TERM_GRACE
     signum = _sig.SIGTERM
     sent: set[int] = set()
     while True:
-        found = members(ns)
+        found = members(ns, spare=spare)
         if not found:
             return
         for pid in found:
@@ -515,19 +532,56 @@ def join(
     finally:
         for _, fd in fds:
             os.close(fd)
+    become(argv, env, cwd, ids)
+
+
+def become(argv: list[str], env: Mapping[str, str], cwd: str, ids: tuple[int, int] | None) -> None:
+    """In the env's namespaces already: go to ``cwd``, take ``ids`` (uid, gid) if given, and
+    replace this process with ``argv``."""
     try:
         os.chdir(cwd)
     except OSError as exc:
         raise VenvrootError(
             f"cannot change directory to {cwd} inside the environment: {exc.strerror}"
         ) from None
-    uid, gid = ids
-    os.setgroups([gid])
-    os.setgid(gid)
-    os.setuid(uid)
+    if ids is not None:
+        uid, gid = ids
+        os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)
     for s in (_sig.SIGPIPE, getattr(_sig, "SIGXFSZ", _sig.SIGPIPE)):
         _sig.signal(s, _sig.SIG_DFL)
+    _flush()
     _execvpe(argv, env)
+
+
+SHIM_MARK = b"\n# venvroot shim:"  # the second line of every shim (shims/shim.tmpl)
+
+
+def past_shim(argv: list[str], env: Mapping[str, str], shims: str, root: str = "") -> list[str]:
+    """``argv`` with the program to run. Found first in the env's bin (``shims``), a program name is
+    a shim there that only runs the name from the rest of PATH, the root's own
+    (fastpath.inside_fragment): go there directly, as the sh fast path does, with one exec of sh
+    fewer. ``root``: where the env's root is seen from here ("" from inside)."""
+    name = argv[0]
+    path = (env.get("PATH") or "").split(":")
+    if "/" in name or path[0] != shims:
+        return argv
+    try:
+        fd = os.open(f"{root}{shims}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            head = os.read(fd, 128)
+        finally:
+            os.close(fd)
+    except OSError:
+        return argv
+    if not head.startswith(b"#!") or SHIM_MARK not in head:
+        return argv  # the program itself (the env's interpreter, a script pip wrote...)
+    for directory in path[1:]:
+        candidate = f"{root}{directory}/{name}"
+        if directory and directory != shims and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return [f"{directory}/{name}", *argv[1:]]
+    return argv  # nowhere: the shim says so
 
 
 def _execvpe(argv: list[str], env: Mapping[str, str]) -> None:

@@ -20,11 +20,10 @@ namespace) before use, and what the kernel refuses falls back as above and is re
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
-from ...hostmounts import mount_table
+from ...hostmounts import mount_table, unescape
 from .layout import State
 
 # Mounted by the env itself (proc, sys, dev, a private tmp, the host at /r).
@@ -122,9 +121,10 @@ class Planner:
         self._children(path, depth)
 
 
-def fingerprint(entries: list[dict], table: list[tuple[str, str]]) -> str:
+def fingerprint(entries: list[dict], table: list[tuple[str, str]]) -> list[str]:
     """What the plan depends on: the host's mount points (but those inside a tree bound whole,
-    such as a container engine's, which come and go) and the skeleton directories' entries."""
+    such as a container engine's, which come and go) and the skeleton directories' entries. Kept
+    whole in the plan, not hashed: comparing is exact, and cheaper than hashing in Python."""
     bound = [e["dest"] for e in entries if e["kind"] == "rbind"]
     parts = [p for p, _ in table if not any(_under(p, tree) and p != tree for tree in bound)]
     for entry in entries:
@@ -133,15 +133,7 @@ def fingerprint(entries: list[dict], table: list[tuple[str, str]]) -> str:
                 parts.append(entry["dest"] + ":" + "/".join(sorted(os.listdir(entry["dest"]))))
             except OSError:
                 parts.append(entry["dest"] + ":?")
-    return str(hash_text("\n".join(parts)))
-
-
-def hash_text(text: str) -> int:
-    # FNV-1a, 64 bits: stable across runs (hash() is salted) without importing hashlib.
-    h = 0xCBF29CE484222325
-    for byte in text.encode("utf-8", "surrogateescape"):
-        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
+    return parts
 
 
 def build_skeleton(state: State, entries: list[dict]) -> None:
@@ -253,8 +245,8 @@ def make_plan(state: State) -> dict:
         "fingerprint": fingerprint(entries, table),
     }
     tmp = state.plan + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(plan, handle, indent=0)
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(dump(plan))
     os.replace(tmp, state.plan)
     return plan
 
@@ -262,12 +254,69 @@ def make_plan(state: State) -> dict:
 def current_plan(state: State) -> dict:
     """The saved plan, made again when the host's mounts or the skeleton directories changed."""
     try:
-        with open(state.plan, encoding="utf-8") as handle:
-            plan = json.load(handle)
+        with open(state.plan, encoding="utf-8", errors="surrogateescape") as handle:
+            plan = load(handle.read())
     except (OSError, ValueError):
         return make_plan(state)
-    if plan.get("rootless") != (os.geteuid() != 0) or plan.get("fingerprint") != fingerprint(
+    if plan["rootless"] != (os.geteuid() != 0) or plan["fingerprint"] != fingerprint(
         plan["entries"], mount_table()
     ):
         return make_plan(state)
+    return plan
+
+
+# -- the plan file ---------------------------------------------------------------------------------------
+# Text, read at every start of the namespaces (``json`` imports ``re``: ~5 ms on the shims' path).
+# One item a line, fields separated by tabs; a backslash, tab or newline in a field is written as
+# mountinfo writes it (``\ooo``):
+#
+#   venvroot-plan 1 root|rootless
+#   entry   KIND DEST [TARGET]      in mount order (TARGET: a symlink's)
+#   fallback TEXT                   what could not be overlaid, and why
+#   depends TEXT                    what the plan was made from (see fingerprint)
+
+PLAN_HEADER = "venvroot-plan 1"
+
+
+def _esc(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text:
+        return text.replace("\\", "\\134").replace("\t", "\\011").replace("\n", "\\012")
+    return text
+
+
+def dump(plan: dict) -> str:
+    lines = [f"{PLAN_HEADER} {'rootless' if plan['rootless'] else 'root'}"]
+    for entry in plan["entries"]:
+        fields = ["entry", entry["kind"], entry["dest"]]
+        if "target" in entry:
+            fields.append(entry["target"])
+        lines.append("\t".join(map(_esc, fields)))
+    lines.extend("fallback\t" + _esc(text) for text in plan["fallbacks"])
+    lines.extend("depends\t" + _esc(text) for text in plan["fingerprint"])
+    return "\n".join(lines) + "\n"
+
+
+def load(text: str) -> dict:
+    """The plan ``dump`` wrote; ValueError when ``text`` is not one."""
+    lines = text.split("\n")
+    head, _, who = lines[0].rpartition(" ")
+    if head != PLAN_HEADER or who not in ("root", "rootless") or lines[-1] != "":
+        raise ValueError("not a venvroot host view plan")
+    plan: dict = {"rootless": who == "rootless", "entries": [], "fallbacks": [], "fingerprint": []}
+    for line in lines[1:-1]:
+        what, _, rest = line.partition("\t")
+        if what == "entry":
+            fields = [unescape(f) for f in rest.split("\t")]
+            if len(fields) not in (2, 3):
+                raise ValueError(f"bad line in the host view plan: {line!r}")
+            entry = {"kind": fields[0], "dest": fields[1]}
+            if len(fields) == 3:
+                entry["target"] = fields[2]
+            plan["entries"].append(entry)
+        elif what == "fallback":
+            plan["fallbacks"].append(unescape(rest))
+        elif what == "depends":
+            plan["fingerprint"].append(unescape(rest))
+        else:
+            raise ValueError(f"bad line in the host view plan: {line!r}")
     return plan

@@ -11,7 +11,7 @@ Standard library only, and only ``os``: the shims' Python path imports this modu
     upper/ work/    the writable layer of a single-overlay root (directory, tarball, docker image)
     layers/NAME/    upper/ and work/ of each overlaid host directory (NAME: the path, escaped)
     tmp/            the host view's private /tmp
-    plan.json       the host view: which directory is overlaid, recursed into or bound read-only
+    plan            the host view: which directory is overlaid, recursed into or bound read-only
     python          the env's interpreter(s): "NAME<TAB>host path of the real file" per line
     holder          "PID TOKEN": the process that keeps the env's namespaces alive
     lock            flock: shims share it, starting/stopping the namespaces takes it exclusively
@@ -59,7 +59,7 @@ class State:
         self.work = base + "/work"
         self.layers = base + "/layers"
         self.tmp = base + "/tmp"
-        self.plan = base + "/plan.json"
+        self.plan = base + "/plan"
         self.python = base + "/python"
         self.holder = base + "/holder"
         self.lock = base + "/lock"

@@ -1,16 +1,17 @@
 """The environment's tree, in the order the runner mounts it (bubblewrap-style: one place).
 
 1. the root: the host view's skeleton with ``/r`` first (so that ``/r`` copies only the host's
-   own mounts) and then one entry per host directory (hostview.py); or, for a directory, tarball or
-   image, one overlay of the pristine lower layer with the env's writable layer, then ``/r``;
+   own mounts) and then one entry per host directory (hostview.py), the overlays before the
+   read-only binds; or, for a directory, tarball or image, one overlay of the pristine lower layer
+   with the env's writable layer, then ``/r``;
 2. kernel interfaces: the host's /proc (read-only /proc/sys as root), /sys read-only, the host's
    /dev with a private /dev/shm; the host view's private /tmp; the host's resolv.conf for other roots;
 3. the mappings: the project directory (which holds the env) read-write at its own path, then each
    ``--directory``;
 4. the env's interpreter over ``<env>/bin/python*`` (those are shims on the host);
 5. generated passwd/group files, only where /etc has no writable layer to hold them;
-6. a small tmpfs over ``<env>/.venvroot``: the env's state is out of reach inside; the holder puts
-   its liveness marker and the inside shim fragment there.
+6. a small tmpfs over ``<env>/.venvroot``: the env's state is out of reach inside; the starter puts
+   the holder's liveness marker and the inside shim fragment there (coldstart.py).
 
 Every mount point exists before the runner starts (made at create and reset, see backend.py): the
 runner then never has to create, and later remove, anything in the root.
@@ -20,12 +21,14 @@ from __future__ import annotations
 
 import os
 
-from ...envconfig import EnvConfig
-from ...mapping import DirectoryMapping
-from ...ns import Mount
-from . import fastpath, hostview
-from .layout import CFG_LOWER, CFG_SOURCE, LINGER, State
-from .run import inside_environ, runner_ids
+from ...ns.mounts import Mount
+from .layout import CFG_LOWER, CFG_SOURCE, State
+from .run import runner_ids
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...envconfig import EnvConfig
+    from ...mapping import DirectoryMapping
 
 
 def python_binds(state: State) -> list[tuple[str, str]]:
@@ -44,17 +47,23 @@ def mounts(cfg: EnvConfig) -> list[Mount]:
     rootless = os.geteuid() != 0
     out: list[Mount] = []
     if source == "host":
+        from . import hostview  # not needed for the other sources: not imported for them
+
         plan = hostview.current_plan(state)
         out.append(Mount.rbind("/", "/r", readonly=True))
+        binds = []
         for entry in plan["entries"]:
             kind, dest = entry["kind"], entry["dest"]
             if kind == "overlay":
                 upper, work = state.layer(dest)
                 out.append(Mount.overlay(dest, dest, upper, work))
             elif kind == "rbind":
-                out.append(Mount.rbind(dest, dest, readonly=True))
+                binds.append(Mount.rbind(dest, dest, readonly=True))
             elif kind == "bind":
-                out.append(Mount.bind(dest, dest, readonly=True, optional=True))
+                binds.append(Mount.bind(dest, dest, readonly=True, optional=True))
+        # The binds after every overlay (none holds an overlay; one may lie inside one, which then
+        # still comes first): the overlays form long runs, mounted on several threads (sandbox.py).
+        out.extend(binds)
         out.append(Mount.bind(state.tmp, "/tmp"))
     else:
         out.append(Mount.overlay("/", cfg.get(CFG_LOWER) or state.lower, state.upper, state.work))
@@ -88,8 +97,13 @@ def mounts(cfg: EnvConfig) -> list[Mount]:
 def mappings(cfg: EnvConfig) -> list[DirectoryMapping]:
     """The --directory mappings, but the project directory mapped onto itself: it is mapped
     read-write already, and the env inside it must stay writable."""
+    specs = cfg.get_list("directory")
+    if not specs:
+        return []
+    from ...mapping import DirectoryMapping  # only envs with mappings pay for it on the shims' path
+
     project = os.path.dirname(cfg.env_dir)
-    found = (DirectoryMapping.parse(spec, check_exists=False) for spec in cfg.get_list("directory"))
+    found = (DirectoryMapping.parse(spec, check_exists=False) for spec in specs)
     return [d for d in found if not d.host == d.inside == project]
 
 
@@ -114,21 +128,4 @@ def options(cfg: EnvConfig) -> dict:
         "pid": False,
         "net": False,
         "cwd": "/",
-    }
-
-
-def holder_spec(cfg: EnvConfig) -> dict:
-    """Everything the holder's manager needs to start it."""
-    project = os.path.dirname(cfg.env_dir)
-    return {
-        "root": State(cfg.env_dir).root,
-        "options": options(cfg),
-        "inside": {
-            "fragment": fastpath.inside_fragment(cfg),
-            "on_deactivate": cfg.get_list("on-deactivate"),
-            "persistent": cfg.get_bool("persistent"),
-            "linger": LINGER,
-            "environ": inside_environ(cfg, project),
-            "cwd": project,
-        },
     }

@@ -1,10 +1,11 @@
 """The ``ns`` backend's hot path: run one program in the environment, as a shim does.
 
 Standard library only. Shims normally never get here: their sh fragment joins a running
-environment with nsenter. This is the way in when nothing runs yet (the holder is started, see
-holder.py) or without nsenter: map the current directory and the environment, take the env's
-lock shared, start the holder if needed, and replace this process with the program inside the
-holder's namespaces. Signals, the terminal and the exit status then need no help.
+environment with nsenter. This is the way in when nothing runs yet, or without nsenter: map the
+current directory and the environment, take the env's lock shared, and either join the holder's
+namespaces or, when none runs, build them in this very process and leave a holder behind
+(coldstart.py); then replace this process with the program inside. Signals, the terminal and the
+exit status then need no help.
 """
 
 from __future__ import annotations
@@ -33,15 +34,35 @@ def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
     cwd = inside.host_cwd()
     inside_dir = inside.map_cwd(cfg.env_dir, cfg.get_list("directory"), cwd)
     environ = inside_environ(cfg, inside_dir)
-    lock = holders.Lock(State(cfg.env_dir))
-    pid, _token = holders.ensure(cfg, lock)  # the lock stays held until the program starts
+    state = State(cfg.env_dir)
+    lock = holders.Lock(state)
+    found = holders.running(state, lock)  # the lock stays held until the program starts
+    if found is None:
+        from .coldstart import start_here
+
+        argv = [program, *args]
+
+        def ready() -> None:  # inside the new root
+            if not os.path.isdir(inside_dir):
+                raise _not_visible(cfg, cwd, inside_dir)
+            argv[:] = holders.past_shim(argv, environ, cfg.bin_dir)
+
+        start_here(cfg, state, ready)  # this process is inside now
+        holders.become(argv, environ, inside_dir, switch_ids(cfg))
+        return 127  # not reached
+    pid = found[0]
     if not os.path.isdir(f"/proc/{pid}/root{inside_dir}"):
-        raise VenvrootError(
-            f"the current directory {cwd} is not visible inside the environment (looked for {inside_dir}); "
-            f"cd into the project directory {os.path.dirname(cfg.env_dir)}, or map it with --directory"
-        )
-    holders.join(pid, [program, *args], environ, inside_dir, switch_ids(cfg))
+        raise _not_visible(cfg, cwd, inside_dir)
+    argv = holders.past_shim([program, *args], environ, cfg.bin_dir, f"/proc/{pid}/root")
+    holders.join(pid, argv, environ, inside_dir, switch_ids(cfg))
     return 127  # not reached
+
+
+def _not_visible(cfg: EnvConfig, cwd: str, inside_dir: str) -> VenvrootError:
+    return VenvrootError(
+        f"the current directory {cwd} is not visible inside the environment (looked for {inside_dir}); "
+        f"cd into the project directory {os.path.dirname(cfg.env_dir)}, or map it with --directory"
+    )
 
 
 def inside_environ(cfg: EnvConfig, cwd: str) -> dict[str, str]:

@@ -1,0 +1,185 @@
+"""Starting an environment's namespaces in this very process, and leaving a holder behind in them.
+
+On the shims' cold path (the env's namespaces are not running): builtins, the C half of modules and
+venvroot's light ones only. The process that starts the namespaces is the one that then becomes
+the program: no helper process to talk to, no second entry into the namespaces::
+
+    starter: unshare, mount, pivot_root (sandbox.py), marker ─ fork ─ A: setsid ─ fork ─ R ─ fork ─ holder
+                                                               A leaves at once; R records the
+                                                               holder, then only waits to reap it
+    starter: waits for R's word, then execve(program) where it stands (run.py)
+
+A leaves the holder in a session of its own and never the program's child (a shell program's
+``wait`` must not wait for it); R records it, so a starter killed meanwhile never leaves an
+unrecorded holder behind (a second one would mount the same writable layers), and reaps it the
+moment it ends, whatever the init of the machine does with orphans. The holder closes
+everything it inherited (the starter's lock above all: a flock belongs to the open file
+description, so a copy of the descriptor would keep the lock) and opens what it needs afresh
+through a descriptor of the state directory, taken before the root covered it. The caller holds the
+env's lock exclusively throughout, so the holder is recorded before anyone else looks.
+
+Mount points must exist before the start (create and reset make them, see mountplan.py): one that
+is missing is made in the root and kept, since no process outside is left to remove it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...errors import VenvrootError
+from ...ns import sandbox
+from ...ns.errors import ChrootError
+from ...ns.mounts import check_sources
+from . import fastpath, holder, mountplan
+from .layout import LINGER, MARKER_PREFIX, State
+from .run import inside_environ, runner_ids, switch_ids
+
+try:  # the C half of the signal module (``signal`` imports enum)
+    import _signal as _sig
+except ImportError:  # pragma: no cover
+    import signal as _sig  # type: ignore[no-redef]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ...envconfig import EnvConfig
+
+
+def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None = None) -> tuple[int, str]:
+    """Build the env's namespaces in this process and move into its root (cwd ``/``), leaving the
+    holder in them, recorded in ``state.holder``; return (holder pid, token). ``inside`` runs in
+    the root just before the holder is forked (the namespaces end with this process if it raises).
+    The caller holds the env's lock exclusively. As root, this process keeps root's ids (the
+    program's are switched to just before it runs); rootless, its user namespace maps the caller
+    as ``--user`` says."""
+    where = f"cannot start the environment {cfg.env_dir}"
+    try:
+        spec = _spec(cfg, state)
+        facts = holder_facts(cfg)
+        token = os.urandom(8).hex()
+        state_fd = os.open(state.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except VenvrootError as exc:
+        raise VenvrootError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise VenvrootError(f"{where}: {exc.strerror}: {exc.filename}") from None
+    try:
+        try:
+            sandbox.enter_namespaces(spec)
+            created, root_fd = sandbox.build(spec)
+            for point in created:  # kept (see above): nothing to remove them later
+                os.close(point.parent_fd)
+            sandbox.switch_root(spec, root_fd, own_mount_ns=False)
+            os.close(root_fd)
+            _write(state.hidden + "/shim.sh", facts["fragment"].encode())
+            _write(f"{state.hidden}/{MARKER_PREFIX}{token}", b"")
+        except VenvrootError as exc:
+            raise VenvrootError(f"{where}: {exc}") from None
+        except OSError as exc:
+            detail = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc.strerror or exc)
+            raise VenvrootError(f"{where}: {detail}") from None
+        if inside is not None:
+            inside()  # before the fork: afterwards every page it touched would be copied first
+        try:
+            return _leave_holder(state_fd, token, facts), token
+        except VenvrootError as exc:
+            raise VenvrootError(f"{where}: {exc}") from None
+    finally:
+        os.close(state_fd)
+
+
+def _spec(cfg: EnvConfig, state: State) -> sandbox.Spec:
+    uid, gid = runner_ids(cfg)
+    if os.geteuid() == 0:
+        uid = gid = 0  # the holder stays root; the program's ids are switched to after it is forked
+    root = os.path.realpath(state.root)
+    if not os.path.isdir(root):
+        raise ChrootError(f"{root} is missing (an incomplete environment); `venvroot reset` makes it again")
+    return sandbox.Spec(
+        root,
+        check_sources(mountplan.mounts(cfg)),
+        uid=uid,
+        gid=gid,
+        hostname=cfg.get("hostname"),
+        pid=False,
+        net=False,
+        cwd="/",
+        skip_chdir=False,
+        overlays_together=True,  # the host view's are real directories (hostview.py)
+    )
+
+
+def holder_facts(cfg: EnvConfig) -> dict:
+    """What the holder needs to know: the inside shim fragment, hooks, lifetime, and how hooks run."""
+    project = os.path.dirname(cfg.env_dir)
+    return {
+        "hidden": State(cfg.env_dir).hidden,
+        "fragment": fastpath.inside_fragment(cfg),
+        "on_deactivate": cfg.get_list("on-deactivate"),
+        "persistent": cfg.get_bool("persistent"),
+        "linger": LINGER,
+        "environ": inside_environ(cfg, project),
+        "cwd": project,
+        "ids": switch_ids(cfg),
+    }
+
+
+def _write(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _leave_holder(state_fd: int, token: str, facts: dict) -> int:
+    """Fork A, which forks R, which forks the holder and records it; return the holder's pid. A
+    leaves at once; R stays as the holder's parent, only to reap it the moment it ends (an init may
+    take seconds to reap an orphan, and the holder's pid would linger meanwhile)."""
+    told_r, told_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # A: leaves at once, through os._exit, whatever happens
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                _reaper(state_fd, token, facts, told_w)
+        finally:
+            os._exit(0)
+    os.close(told_w)
+    try:
+        os.waitpid(pid, 0)
+        told = os.read(told_r, 64).split()
+    finally:
+        os.close(told_r)
+    if len(told) == 2 and told[0] == b"ok":
+        return int(told[1])
+    reason = os.strerror(int(told[1])) if len(told) == 2 and told[1].isdigit() else "it could not be forked"
+    raise VenvrootError(f"its holder could not be recorded: {reason}")
+
+
+def _reaper(state_fd: int, token: str, facts: dict, told_w: int) -> None:
+    """R: fork the holder, record it, tell the starter, then wait for the holder to end."""
+    try:
+        for signum in (_sig.SIGTERM, _sig.SIGINT, _sig.SIGHUP):  # it ends when the holder does
+            _sig.signal(signum, _sig.SIG_IGN)
+        held = os.fork()
+        if held == 0:
+            try:
+                holder.serve(state_fd, token, facts)
+            finally:
+                os._exit(0)
+        try:
+            holder.record(state_fd, held, token)
+            told = f"ok {held}"
+        except OSError as exc:
+            os.kill(held, 9)  # unrecorded, it would let a second holder mount the same layers
+            told = f"error {exc.errno}"
+        os.write(told_w, told.encode())
+        # Nothing of the starter's stays open here either (a caller reading its output waits for EOF).
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 65536)
+        os.waitpid(held, 0)
+    finally:
+        os._exit(0)
