@@ -88,13 +88,20 @@ def _cwd_cases(cfg: EnvConfig) -> str:
     return "\n".join(arms)
 
 
+def _which(name: str) -> str | None:
+    """shutil.which for a plain name (shutil imports bz2 and lzma: ~1.5 ms of every create)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     """The shims' fast path, or None when this machine has no nsenter."""
-    import shutil
-
     from ... import snapshots
 
-    nsenter = shutil.which("nsenter")
+    nsenter = _which("nsenter")
     if nsenter is None:
         return None
     state = State(cfg.env_dir)
