@@ -27,9 +27,20 @@ from ns_backend_helpers import (
 )
 from ns_helpers import Who, who_fixture  # noqa: F401 - the who fixture
 
-import venvroot.shims
 
-ENTRY = Path(venvroot.shims.__file__).parent / "entry.py"
+def installed_entry() -> str:
+    """The shims' entry as installed (what the env's shims run), not the checkout's copy, which the
+    test user may not be able to read."""
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", "import venvroot.shims.entry as e; print(e.__file__)"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
 # What the shims' Python path must not import (each costs up to several milliseconds).
 COSTLY = {
     "dataclasses", "re", "enum", "typing", "shlex", "shutil", "json", "pickle", "traceback", "inspect",
@@ -200,7 +211,7 @@ def test_root_with_user_runs_programs_as_that_user(bb_root: Path) -> None:
 
 def test_the_cold_path_imports_nothing_costly(project: Project, bb_root: Path) -> None:
     env = project.create("env", "--root", bb_root)
-    argv = [sys.executable, "-X", "importtime", "-I", "-S", str(ENTRY), str(env), "true"]
+    argv = [sys.executable, "-X", "importtime", "-I", "-S", installed_entry(), str(env), "true"]
     out = project.run(argv)
     assert out.returncode == 0, out.stderr
     assert record(env) is not None  # it did start the namespaces
