@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,22 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_USER = os.environ.get("VENVROOT_TEST_USER", "venvroot-test")
+
+
+def _restore_terminal_signals() -> None:
+    """Give the programs under test the dispositions a terminal would.
+
+    A suite started in the background (``cmd &`` in a script, ``nohup``) inherits SIGINT or
+    SIGHUP ignored, every child inherits that through exec, and a non-interactive sh can then
+    neither trap nor be killed by it: the signal tests would test the launcher, not venvroot.
+    """
+    for name in ("SIGINT", "SIGQUIT", "SIGHUP", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH"):
+        signum = getattr(signal, name)
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL)
+
+
+_restore_terminal_signals()
 
 
 def missing(reason: str) -> None:
