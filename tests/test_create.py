@@ -98,7 +98,9 @@ def test_library_api_round_trip(tmp_path: Path) -> None:
     env = create(Settings(path=tmp_path / "lib", on_activate=["  spaced  ", "multi\nline"]))
     again = Environment.open(tmp_path / "lib")
     assert again.settings.on_activate == ["  spaced  ", "multi\nline"]
-    assert again.path == env.path
+    assert again.path == env.path == tmp_path / "lib"  # a pathlib.Path, for library users
+    assert again.dir == env.dir == str(tmp_path / "lib") == env.settings.path
+    assert again.bin_dir == tmp_path / "lib" / "bin"
 
 
 def test_config_file_and_command_line_override(tmp_path: Path) -> None:

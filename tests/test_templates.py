@@ -81,13 +81,13 @@ def test_shims_and_manage_scripts_render_like_jinja2(cache: Path, tmp_path: Path
         base = {"python": sys.executable, "entry": str(writer.ENTRY), "env_dir": str(env_dir)}
         printable = "".join(c for c in value if c.isprintable())  # a shim's program has no control character
         for program in ("python", f"/opt/{printable}/prog"):
-            path = writer.write_shim(env_dir, program)
+            path = Path(writer.write_shim(str(env_dir), program))
             expected = templates.render_with_jinja(
                 str(writer.HERE), "shim.tmpl", shlex.quote, {**base, "program": program}
             )
             assert path.read_text(encoding="utf-8") == expected, program
         for name, verb in (("destroy", "destroy"), (writer.SESSION_HOOK, "session")):
-            path = writer.write_manage_script(env_dir, name, verb)
+            path = Path(writer.write_manage_script(str(env_dir), name, verb))
             values = {**base, "verb": verb, "activation_hook": verb == "session"}
             expected = templates.render_with_jinja(str(writer.HERE), "manage.tmpl", shlex.quote, values)
             assert path.read_text(encoding="utf-8") == expected, verb

@@ -3,7 +3,8 @@
 The library API (the CLI is a thin layer over it)::
 
     from venvroot import Settings, create, Environment
-    env = create(Settings(path=Path("proj/.venv")))
+    env = create(Settings(path="proj/.venv"))  # or any path-like
+    env.path  # a pathlib.Path (env.dir: the same, a str)
     env = Environment.open("proj/.venv")
     env.settings
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from functools import cached_property
-from pathlib import Path
 
 from .backends import load_backend
 from .envconfig import CFG_NAME
@@ -15,6 +14,8 @@ from .shims import writer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .backends.base import Backend
 
 STATE_DIR = ".venvroot"
@@ -32,8 +33,15 @@ class Environment:
         return cls(Settings.from_cfg(_abspath(path)))
 
     @property
-    def path(self) -> Path:
+    def dir(self) -> str:
+        """The environment's directory (absolute), as the library itself uses it."""
         return self.settings.path
+
+    @property
+    def path(self) -> Path:
+        from pathlib import Path  # (not on a create's path: pathlib costs it several ms)
+
+        return Path(self.settings.path)
 
     @property
     def bin_dir(self) -> Path:
@@ -44,7 +52,8 @@ class Environment:
         return load_backend(self.settings)
 
     # -- shims -----------------------------------------------------------------------------
-    def link(self, programs: list[str]) -> list[Path]:
+    def link(self, programs: list[str]) -> list[str]:
+        """Write shims for ``programs``; return their paths."""
         for program in programs:  # refuse bad names and missing programs before writing any shim
             writer.shim_name(program)
             if not self.backend.has_program(program):
@@ -52,26 +61,26 @@ class Environment:
                     f"cannot link {program!r}: no such program in the environment's root; "
                     "install it inside first or give its absolute path inside the root"
                 )
-        return [writer.write_shim(self.path, p) for p in programs]
+        return [writer.write_shim(self.dir, p) for p in programs]
 
-    def unlink(self, programs: list[str]) -> list[Path]:
-        return [writer.remove_shim(self.path, p) for p in programs]
+    def unlink(self, programs: list[str]) -> list[str]:
+        return [writer.remove_shim(self.dir, p) for p in programs]
 
     def linked(self) -> list[str]:
-        return writer.linked_programs(self.path)
+        return writer.linked_programs(self.dir)
 
-    def sync(self) -> list[Path]:
+    def sync(self) -> list[str]:
         """Give every program the backend offers (e.g. new console scripts) a shim."""
         have = set(self.linked())
         wanted = [p for p in self.backend.programs_to_link() if writer.shim_name(p) not in have]
-        return [writer.write_shim(self.path, p) for p in wanted]
+        return [writer.write_shim(self.dir, p) for p in wanted]
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self, argv: list[str]) -> int:
         """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too)."""
         from . import launch
 
-        return launch.run(str(self.path), argv[0], argv[1:])
+        return launch.run(self.dir, argv[0], argv[1:])
 
     def session(self, action: str, shell_pid: int) -> None:
         if action == "start":
@@ -87,12 +96,12 @@ class Environment:
         from . import filetree
 
         self.backend.destroy()
-        filetree.remove(str(self.path))  # also directories a program inside made read-only
+        filetree.remove(self.dir)  # also directories a program inside made read-only
 
     def info(self) -> list[tuple[str, str]]:
         s = self.settings
         rows = [
-            ("path", str(s.path)),
+            ("path", s.path),
             ("backend", s.backend),
             ("prompt", s.effective_prompt),
             ("root", s.root or ("(host system, copy-on-write)" if s.backend == "ns" else "")),
@@ -119,7 +128,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
     env = Environment(settings)
     backend = env.backend
     backend.preflight()
-    if clear and path.exists():
+    if clear and os.path.exists(path):
         _clear(path)
     made = _make_dirs(path)
     try:
@@ -127,7 +136,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
         backend.create()
         env.link(settings.link)
         env.sync()
-        (path / CFG_NAME).write_text(settings.to_cfg(), encoding="utf-8")  # with backend facts
+        _write(f"{path}/{CFG_NAME}", settings.to_cfg())  # with backend facts
     except BaseException:
         from . import filetree
 
@@ -136,7 +145,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
         except Exception as exc:  # the original error matters more; still say what is left
             print(f"venvroot: cleanup after a failed create also failed: {exc}", file=sys.stderr)
         if made is not None:
-            filetree.remove(str(made))
+            filetree.remove(made)
         else:
             _empty(path)
         raise
@@ -168,75 +177,81 @@ def validate(settings: Settings) -> None:
         raise UsageError("--image is for --backend docker; with ns use --root docker:IMAGE")
 
 
-def _abspath(path: str | os.PathLike[str]) -> Path:
-    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+def _abspath(path: str | os.PathLike[str]) -> str:
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
 
-def _check_target(path: Path, clear: bool) -> None:
-    text = str(path)
-    if ":" in text:
-        raise UsageError(f"the path {text!r} contains ':', which would break PATH; choose another path")
-    if any(ord(c) < 32 for c in text):
-        raise UsageError(f"the path {text!r} contains a control character; choose another path")
-    if path.exists() and not path.is_dir():
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _check_target(path: str, clear: bool) -> None:
+    if ":" in path:
+        raise UsageError(f"the path {path!r} contains ':', which would break PATH; choose another path")
+    if any(ord(c) < 32 for c in path):
+        raise UsageError(f"the path {path!r} contains a control character; choose another path")
+    if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"{path} exists and is not a directory; choose another path")
-    if path.is_dir() and any(path.iterdir()):
+    if os.path.isdir(path) and os.listdir(path):
         if not clear:
             raise UsageError(
                 f"{path} exists and is not empty; use --clear to replace it, or choose another path"
             )
-        if not ((path / CFG_NAME).is_file() or (path / "pyvenv.cfg").is_file()):
+        if not (os.path.isfile(f"{path}/{CFG_NAME}") or os.path.isfile(f"{path}/pyvenv.cfg")):
             raise UsageError(
                 f"--clear refuses {path}: it is neither a venvroot nor a virtualenv environment; "
                 "empty it yourself if you mean it"
             )
     parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         raise VenvrootError(f"cannot create {path}: {parent} is not writable; choose a path you can write to")
 
 
-def _clear(path: Path) -> None:
+def _clear(path: str) -> None:
     """Replace an old environment: stop what it runs, then empty the directory."""
     import contextlib
 
-    if (path / CFG_NAME).is_file():
+    if os.path.isfile(f"{path}/{CFG_NAME}"):
         with contextlib.suppress(VenvrootError):  # a half-broken env is still cleared
             Environment.open(path).backend.destroy()
     _empty(path)
 
 
-def _empty(path: Path) -> None:
+def _empty(path: str) -> None:
     from . import filetree
 
-    for child in path.iterdir():
-        filetree.remove(str(child))
+    for name in os.listdir(path):
+        filetree.remove(os.path.join(path, name))
 
 
-def _make_dirs(path: Path) -> Path | None:
+def _make_dirs(path: str) -> str | None:
     """mkdir -p; return the topmost directory created (to remove on failure), None if it existed."""
-    top = None
-    for parent in reversed([path, *path.parents]):
-        if not parent.exists():
-            parent.mkdir()
-            top = top or parent
-    return top
+    missing = []
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for new in reversed(missing):
+        os.mkdir(new)
+    return missing[-1] if missing else None
 
 
 def _write_layout(env: Environment) -> None:
     from .activators import ACTIVATORS, ActivationContext
 
-    s = env.settings
-    env.bin_dir.mkdir()
-    (env.path / STATE_DIR).mkdir()
-    (env.path / CFG_NAME).write_text(s.to_cfg(), encoding="utf-8")
+    s, path = env.settings, env.dir
+    bin_dir = f"{path}/bin"
+    os.mkdir(bin_dir)
+    os.mkdir(f"{path}/{STATE_DIR}")
+    _write(f"{path}/{CFG_NAME}", s.to_cfg())
     if not s.no_vcs_ignore:
-        (env.path / ".gitignore").write_text("# created by venvroot automatically\n*\n", encoding="utf-8")
+        _write(f"{path}/.gitignore", "# created by venvroot automatically\n*\n")
     session = None
     if env.backend.uses_session:
-        session = str(writer.write_manage_script(env.path, writer.SESSION_HOOK, "session"))
-    ctx = ActivationContext(str(env.path), str(env.bin_dir), s.effective_prompt, session)
+        session = writer.write_manage_script(path, writer.SESSION_HOOK, "session")
+    ctx = ActivationContext(path, bin_dir, s.effective_prompt, session)
     for name in s.activators:
         ACTIVATORS[name]().generate(ctx)
-    writer.write_manage_script(env.path, "destroy", "destroy")
+    writer.write_manage_script(path, "destroy", "destroy")

@@ -5,13 +5,11 @@ Management code uses this; the shim's hot path reads venvroot.cfg through envcon
 
 from __future__ import annotations
 
+import os
+
 from . import envconfig
 from .envconfig import MARKER, quote
 from .version import __version__
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pathlib import Path
 
 BACKENDS = ("ns", "docker")
 ALL_ACTIVATORS = ("bash", "fish", "cshell", "xonsh")
@@ -38,9 +36,11 @@ DEFAULTS: dict[str, object] = {
 
 class Settings:
     """Everything that defines an environment: ``Settings(path, name=value...)`` with the names of
-    :data:`DEFAULTS`. A plain class: ``dataclasses`` would cost every create ~7 ms."""
+    :data:`DEFAULTS`. A plain class: ``dataclasses`` would cost every create ~7 ms. ``path`` may be
+    given as any path-like and is kept as a ``str`` (absolute once created or opened): pathlib
+    costs a create several milliseconds."""
 
-    path: Path
+    path: str
     backend: str
     root: str | None
     image: str | None
@@ -58,11 +58,13 @@ class Settings:
     # Backend-owned facts recorded at create time (e.g. the root layer in use).
     extra: dict[str, str]
 
-    def __init__(self, path: Path, extra: dict[str, str] | None = None, **values: object) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], extra: dict[str, str] | None = None, **values: object
+    ) -> None:
         unknown = sorted(set(values) - set(DEFAULTS))
         if unknown:
             raise TypeError(f"Settings() got an unknown setting {unknown[0]!r}")
-        self.path = path
+        self.path = os.fspath(path)
         for name, default in DEFAULTS.items():
             if name in values:
                 setattr(self, name, values[name])
@@ -78,7 +80,7 @@ class Settings:
 
     @property
     def env_name(self) -> str:
-        return self.path.name
+        return os.path.basename(self.path)
 
     @property
     def effective_prompt(self) -> str:
@@ -86,7 +88,7 @@ class Settings:
 
     def to_cfg(self) -> str:
         """Render ``venvroot.cfg``: ``key = value`` lines, repeated keys for lists."""
-        lines = [f"{MARKER} = {__version__}", f"path = {quote(str(self.path))}"]
+        lines = [f"{MARKER} = {__version__}", f"path = {quote(self.path)}"]
         for name in DEFAULTS:
             value = getattr(self, name)
             key = name.replace("_", "-")
@@ -110,12 +112,12 @@ class Settings:
             key, sep, raw = line.partition(" = ")
             if sep:
                 values.setdefault(key, []).append(envconfig.unquote(raw))
-        return envconfig.EnvConfig(str(self.path), values)
+        return envconfig.EnvConfig(self.path, values)
 
     @classmethod
-    def from_cfg(cls, path: Path) -> Settings:
+    def from_cfg(cls, path: str) -> Settings:
         """Read ``<path>/venvroot.cfg`` (written by :meth:`to_cfg`)."""
-        cfg = envconfig.read(str(path))
+        cfg = envconfig.read(path)
         kinds = {name.replace("_", "-"): name for name in DEFAULTS}
         values: dict[str, object] = {}
         extra: dict[str, str] = {}

@@ -259,7 +259,7 @@ class Snapshots:
 
     def __init__(self, env: Environment) -> None:
         self.env = env
-        self.env_dir = str(env.path)
+        self.env_dir = env.dir
         self.dir = store_dir(self.env_dir)
 
     @property
@@ -549,9 +549,10 @@ class Snapshots:
         after = self._offered()
         kept = {writer.shim_name(p) for p in [*self.env.settings.link, *after]}
         for program in before - after:
-            shim = self.env.bin_dir / writer.shim_name(program)
-            if shim.name not in kept and writer.is_shim(shim):
-                shim.unlink()
+            name = writer.shim_name(program)
+            shim = f"{self.env.dir}/bin/{name}"
+            if name not in kept and writer.is_shim(shim):
+                os.unlink(shim)
         self.env.sync()
 
     # -- automatic snapshots ---------------------------------------------------------------------
@@ -571,7 +572,7 @@ class Snapshots:
         from .envconfig import CFG_NAME
         from .settings import Settings
 
-        settings = Settings.from_cfg(self.env.path)  # fresh: keep whatever changed meanwhile
+        settings = Settings.from_cfg(self.env.dir)  # fresh: keep whatever changed meanwhile
         if off:
             if settings.extra.pop(AUTO_KEY + name, None) is None:
                 raise UsageError(f"no automatic snapshot is configured for {name} in {self.env_dir}")
@@ -585,7 +586,7 @@ class Snapshots:
                 raise UsageError(f"--pattern {pattern!r} is not a valid regular expression: {exc}") from None
             settings.extra[AUTO_KEY + name] = pattern
             settings.extra[AUTO_NAME_KEY + name] = check_template(template or DEFAULT_AUTO_NAME)
-        _write_atomic(str(self.env.path / CFG_NAME), settings.to_cfg())
+        _write_atomic(f"{self.env.dir}/{CFG_NAME}", settings.to_cfg())
         self.env.settings.extra = settings.extra
         # A marker per rule, for shims whose backend has a fast way in that skips Python: with a
         # marker there, they take the Python path, which applies the rule.

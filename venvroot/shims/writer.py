@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-from pathlib import Path
 
 from .. import templates
 from ..errors import UsageError
+from ..shquote import quote
 
-HERE = Path(__file__).parent
-ENTRY = HERE / "entry.py"
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENTRY = os.path.join(HERE, "entry.py")
 SESSION_HOOK = ".venvroot-session"
 MARK = "# venvroot shim:"
 # Files the environment itself owns in bin/: a shim must never replace them.
@@ -31,28 +30,28 @@ def shim_name(program: str) -> str:
     return name
 
 
-def _render(template: str, path: Path, **values: str | bool) -> Path:
-    text = templates.render(
-        str(HERE), template, shlex.quote, {"python": sys.executable, "entry": str(ENTRY), **values}
-    )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+def _render(template: str, env_dir: str, name: str, **values: str | bool) -> str:
+    values = {"python": sys.executable, "entry": ENTRY, "env_dir": env_dir, **values}
+    text = templates.render(HERE, template, quote, values)
+    path, tmp = f"{env_dir}/bin/{name}", f"{env_dir}/bin/.{name}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)  # atomic: a shim running now never sees half a file
     return path
 
 
-def write_shim(env_dir: Path, program: str) -> Path:
-    return _render("shim.tmpl", env_dir / "bin" / shim_name(program), env_dir=str(env_dir), program=program)
+def write_shim(env_dir: str, program: str) -> str:
+    """Write (or replace) ``bin/NAME`` for ``program``; return its path."""
+    return _render("shim.tmpl", env_dir, shim_name(program), program=program)
 
 
-def write_manage_script(env_dir: Path, name: str, verb: str) -> Path:
+def write_manage_script(env_dir: str, name: str, verb: str) -> str:
     """``bin/destroy`` and the session hook: run a management verb of this environment."""
-    path = env_dir / "bin" / name
-    return _render("manage.tmpl", path, env_dir=str(env_dir), verb=verb, activation_hook=verb == "session")
+    return _render("manage.tmpl", env_dir, name, verb=verb, activation_hook=verb == "session")
 
 
-def is_shim(path: Path) -> bool:
+def is_shim(path: str) -> bool:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             handle.readline()
@@ -61,20 +60,22 @@ def is_shim(path: Path) -> bool:
         return False
 
 
-def remove_shim(env_dir: Path, program: str) -> Path:
-    path = env_dir / "bin" / shim_name(program)
-    if not path.exists():
-        raise UsageError(f"no shim {path.name!r} in {env_dir}/bin; `venvroot info` lists the linked programs")
+def remove_shim(env_dir: str, program: str) -> str:
+    name = shim_name(program)
+    path = f"{env_dir}/bin/{name}"
+    if not os.path.exists(path):
+        raise UsageError(f"no shim {name!r} in {env_dir}/bin; `venvroot info` lists the linked programs")
     if not is_shim(path):
         raise UsageError(f"{path} is not a venvroot shim; not removing it")
-    path.unlink()
+    os.unlink(path)
     return path
 
 
-def linked_programs(env_dir: Path) -> list[str]:
+def linked_programs(env_dir: str) -> list[str]:
     """The programs that have shims, read back from the shims themselves."""
     found = []
-    for path in sorted((env_dir / "bin").iterdir()):
-        if path.is_file() and is_shim(path):
-            found.append(path.name)
+    for name in sorted(os.listdir(f"{env_dir}/bin")):
+        path = f"{env_dir}/bin/{name}"
+        if os.path.isfile(path) and is_shim(path):
+            found.append(name)
     return found

@@ -51,7 +51,7 @@ class Backend(BaseBackend):
 
     @property
     def env_dir(self) -> str:
-        return str(self.settings.path)
+        return self.settings.path
 
     @property
     def state(self) -> layout.StateDir:
@@ -339,7 +339,8 @@ class Backend(BaseBackend):
             self.settings.extra["docker-base-image"] = base
             from ...envconfig import CFG_NAME
 
-            (self.settings.path / CFG_NAME).write_text(self.settings.to_cfg(), encoding="utf-8")
+            with open(f"{self.settings.path}/{CFG_NAME}", "w", encoding="utf-8") as handle:
+                handle.write(self.settings.to_cfg())
         self._use_image(base)
 
     def destroy(self) -> None:

@@ -49,7 +49,7 @@ class Backend(BaseBackend):
 
     @property
     def env_dir(self) -> str:
-        return str(self.settings.path)
+        return self.settings.path
 
     @property
     def state(self) -> State:
@@ -204,9 +204,10 @@ class Backend(BaseBackend):
         if fragment is not None:
             with open(self.state.fastpath, "w", encoding="utf-8") as handle:
                 handle.write(fragment)
-        hook = self.settings.path / "bin" / writer.SESSION_HOOK
-        hook.write_text(fastpath.session_script(cfg), encoding="utf-8")
-        hook.chmod(0o755)
+        hook = f"{self.env_dir}/bin/{writer.SESSION_HOOK}"
+        with open(hook, "w", encoding="utf-8") as handle:
+            handle.write(fastpath.session_script(cfg))
+        os.chmod(hook, 0o755)
 
     def _make_python(self, cfg: EnvConfig) -> None:
         from . import pyenv
@@ -361,7 +362,8 @@ class Backend(BaseBackend):
             self.prepare_root()
         from ...envconfig import CFG_NAME
 
-        (self.settings.path / CFG_NAME).write_text(self.settings.to_cfg(), encoding="utf-8")
+        with open(f"{self.env_dir}/{CFG_NAME}", "w", encoding="utf-8") as handle:
+            handle.write(self.settings.to_cfg())
 
     # -- snapshots (venvroot.snapshots; the writable layers, see snapshot.py) ------------------
     def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:

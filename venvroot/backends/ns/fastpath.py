@@ -23,22 +23,12 @@ import os
 import sys
 
 from ...inside import DEFAULT_PATH
+from ...shquote import quote as q
 from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...envconfig import EnvConfig
-
-# shlex.quote's safe characters (shlex imports re: not on the shims' path).
-_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")
-
-
-def q(text: str) -> str:
-    """``text`` as one sh word, exactly as ``shlex.quote`` writes it."""
-    if text and all(c in _SAFE for c in text):
-        return text
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
 
 # The shims' Python entry (shims/writer.py knows it too, but imports jinja2: not on a shim's path).
 ENTRY = os.path.join(

@@ -1,0 +1,79 @@
+"""The create command line: one table of its options, read by argparse and by a quick parser.
+
+A create is timed against ``python -m venv``, and argparse with the gettext and locale modules it
+pulls in costs a few milliseconds. A plain command line (exact option names, values that do not
+start with '-', one PATH) is read here without argparse; anything else (``--help``, an abbreviation,
+a mistake) goes to argparse, which gives the same result or the usual error.
+"""
+
+from __future__ import annotations
+
+VIRTUALENV, VENVROOT = "virtualenv options", "venvroot options"
+
+# (group, option strings, action, metavar, help); action is "store", "store_true" or "append".
+OPTIONS: tuple[tuple[str, tuple[str, ...], str, str | None, str], ...] = (
+    (VIRTUALENV, ("--clear",), "store_true", None, "replace an existing venvroot/virtualenv environment"),
+    (VIRTUALENV, ("--prompt",), "store", None, "prompt prefix ('.' = the current directory's name)"),
+    (VIRTUALENV, ("--activators",), "store", None, "comma-separated: bash,fish,cshell,xonsh (default: all)"),
+    (VIRTUALENV, ("-p", "--python"), "store", None, "interpreter (inside the root) for the env's Python"),
+    (VIRTUALENV, ("--no-vcs-ignore",), "store_true", None, "do not write .gitignore"),
+    (VIRTUALENV, ("-q", "--quiet"), "store_true", None, "print nothing on success"),
+    (VIRTUALENV, ("-v", "--verbose"), "store_true", None, "say more"),
+    (VENVROOT, ("--backend",), "store", None, "ns (namespaces, default) or docker"),
+    (
+        VENVROOT,
+        ("--root",),
+        "store",
+        None,
+        "ns root: a directory, a tarball or docker:IMAGE (default: the host, CoW)",
+    ),
+    (VENVROOT, ("--image",), "store", None, "docker image for --backend docker"),
+    (VENVROOT, ("--user",), "store", None, "root, or [system:][ID:]NAME (default: you)"),
+    (VENVROOT, ("--directory",), "append", "HOST[:INSIDE][:rw|ro]", "extra mapping"),
+    (VENVROOT, ("--link",), "append", "PROGRAM", "add a shim for PROGRAM"),
+    (VENVROOT, ("--persistent",), "store_true", None, "keep processes running after deactivate"),
+    (VENVROOT, ("--on-activate",), "append", "CMD", "run CMD inside at activation"),
+    (VENVROOT, ("--on-deactivate",), "append", "CMD", "run CMD inside at deactivation"),
+    (VENVROOT, ("--hostname",), "store", None, "hostname inside (an FQDN sets the domain name too)"),
+    (VENVROOT, ("--config",), "store", "FILE", "TOML defaults (default: ./{config})"),
+)
+
+
+def dest(flags: tuple[str, ...]) -> str:
+    """argparse's name for an option: its first long name, '-' made '_'."""
+    return next(f for f in flags if f.startswith("--"))[2:].replace("-", "_")
+
+
+def quick_parse(argv: list[str]) -> dict[str, object] | None:
+    """What argparse would give for a plain create command line (set options only), else None."""
+    table = {flag: (dest(flags), action) for _, flags, action, _, _ in OPTIONS for flag in flags}
+    out: dict[str, object] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg[:1] != "-" or arg == "-":
+            if "path" in out:
+                return None
+            out["path"] = arg
+            continue
+        name, eq, value = arg.partition("=")
+        spec = table.get(name)
+        if spec is None or (eq and not name.startswith("--")):  # (argparse reads "-p=x" as "=x")
+            return None
+        key, action = spec
+        if action == "store_true":
+            if eq:
+                return None
+            out[key] = True
+            continue
+        if not eq:
+            if i == len(argv) or argv[i][:1] == "-":
+                return None
+            value = argv[i]
+            i += 1
+        if action == "append":
+            out.setdefault(key, []).append(value)  # type: ignore[union-attr]
+        else:
+            out[key] = value
+    return out if "path" in out else None
