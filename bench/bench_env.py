@@ -160,6 +160,8 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
         "shim true, host view, outside (cold: builds them)": quiet(
             [str(envs["host-outside"] / "bin" / "true")]
         ),
+        # The floor of a cold shim, which starts this interpreter before anything else.
+        "python -I -S -c pass (a cold shim's interpreter alone)": quiet([PY, "-I", "-S", "-c", "pass"]),
     }
     stops = {
         "shim true, busybox root, outside (cold: builds them)": lambda: holder.stop(
@@ -169,7 +171,7 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
             State(str(envs["host-outside"]))
         ),
     }
-    medians.update(round_robin(cold, max(5, runs // 4), setup=stops))
+    medians.update(round_robin(cold, max(10, runs // 2), setup=stops))
     for name in ("bb-session", "host-session"):
         run([str(envs[name] / "bin" / ".venvroot-session"), "stop", str(os.getpid())])
     for env in envs.values():
