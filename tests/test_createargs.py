@@ -42,6 +42,7 @@ OTHER = [
     ["env", "other"],
     [],
     ["env", "--clear=yes"],
+    ["env", "--prompt=--"],
     ["env", "--bogus"],
     ["--help"],
     ["--version"],

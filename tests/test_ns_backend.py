@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import uuid
@@ -285,3 +286,23 @@ def test_directory_mappings_and_hostname(who: Who, bb_root: Path) -> None:
     finally:
         project.close()
         data.close()
+
+
+def test_the_fast_path_names_nsenter_by_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """shim.sh is run from any directory: a relative or empty PATH entry must not end up in it."""
+    from venvroot.backends.ns.fastpath import _which
+
+    planted = tmp_path / "rel" / "nsenter"
+    planted.parent.mkdir()
+    planted.write_text("#!/bin/sh\n")
+    planted.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    real = shutil.which("nsenter", path="/usr/bin:/bin")
+    assert real is not None, "nsenter (util-linux) is missing"
+    for path in ("rel:/usr/bin:/bin", ":/usr/bin:/bin", "./rel:/usr/bin:/bin"):
+        monkeypatch.setenv("PATH", path)
+        assert _which("nsenter") == real, path
+    monkeypatch.setenv("PATH", "")
+    assert _which("nsenter") is None

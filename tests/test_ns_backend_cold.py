@@ -183,7 +183,8 @@ def test_a_damaged_host_view_plan_is_made_again(who: Who) -> None:
 
 def test_root_with_user_runs_programs_as_that_user(bb_root: Path) -> None:
     """As root with ``--user ID:NAME``: the program has those ids, cold and joining; the holder
-    itself stays root (it forgets its record and ends what runs inside)."""
+    itself stays root (it forgets its record and ends what runs inside), and the directory where it
+    keeps its liveness marker is root's: the program cannot plant a symlink there for it."""
     if os.getuid() != 0:
         pytest.skip("the ids are switched only when venvroot runs as root")
     project = Project(Who("root", None))
@@ -192,9 +193,13 @@ def test_root_with_user_runs_programs_as_that_user(bb_root: Path) -> None:
         out = project.path / "out"
         out.mkdir()
         os.chown(out, 4321, 4321)
-        script = f"id -un; id -u; id -g; echo made > {out}/made-$1"
+        hidden = f"{env}/.venvroot"
+        script = (
+            f"id -un; id -u; id -g; echo made > {out}/made-$1; "
+            f"ln -s /etc/passwd {hidden}/planted 2>/dev/null && echo planted || echo refused"
+        )
         cold = shim(project, env, "sh", "-c", script, "sh", "cold")
-        assert cold.stdout.split() == ["alice", "4321", "4321"], cold.stderr
+        assert cold.stdout.split() == ["alice", "4321", "4321", "refused"], cold.stderr
         warm = shim(project, env, "sh", "-c", script, "sh", "warm")
         assert warm.stdout == cold.stdout, warm.stderr
         for name in ("made-cold", "made-warm"):
@@ -205,6 +210,25 @@ def test_root_with_user_runs_programs_as_that_user(bb_root: Path) -> None:
         with open(f"/proc/{found[0]}/status") as f:
             uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
         assert set(uids) == {"0"}
+    finally:
+        project.close()
+
+
+def test_root_without_cap_sys_admin_and_another_user_is_one_clear_line(bb_root: Path) -> None:
+    """Root without CAP_SYS_ADMIN gets a user namespace that maps only itself: switching to the
+    env's ``--user`` is impossible there, and says so in one line (no traceback)."""
+    if os.getuid() != 0:
+        pytest.skip("only root can drop CAP_SYS_ADMIN from its own bounding set")
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is missing"
+    project = Project(Who("root", None))
+    try:
+        env = project.create("env", "--root", bb_root, "--link", "true", "--user", "4321:alice")
+        out = project.run([setpriv, "--bounding-set", "-sys_admin", "--", env / "bin" / "true"])
+        assert out.returncode != 0
+        assert out.stderr.count("\n") == 1 and "CAP_SYS_ADMIN" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+        assert shim(project, env, "true").returncode == 0  # with the capability it runs
     finally:
         project.close()
 

@@ -163,6 +163,17 @@ def test_a_symlink_as_the_cache_directory_is_not_followed(cache: Path, tmp_path:
     assert render_bash(None) == genuine(None)
 
 
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+def test_a_cache_in_a_directory_others_may_rename_in_is_not_used(cache: Path, mode: int) -> None:
+    # World-writable without the sticky bit, another user could swap the cache directory for
+    # theirs after it was checked; /tmp's sticky bit forbids that.
+    plant(cache)
+    cache.parent.chmod(mode)
+    forget()
+    expected = PLANTED if mode & 0o1000 else genuine(None)
+    assert render_bash(None) == expected
+
+
 def test_a_file_as_the_cache_directory_means_no_cache(cache: Path) -> None:
     cache.write_text("not a directory")
     assert render_bash(None) == genuine(None)

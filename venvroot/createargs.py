@@ -72,6 +72,8 @@ def quick_parse(argv: list[str]) -> dict[str, object] | None:
                 return None
             value = argv[i]
             i += 1
+        elif value == "--":  # argparse drops a "--" even from "--opt=--"
+            return None
         if action == "append":
             out.setdefault(key, []).append(value)  # type: ignore[union-attr]
         else:

@@ -20,9 +20,13 @@ def _valid_name(name: str) -> bool:
 
 
 class _Value:
-    """Immutable, compared and hashed by its fields (what a frozen dataclass would give)."""
+    """Immutable, compared and hashed by its fields (what a frozen dataclass would give). A
+    subclass's ``__slots__`` are its fields, named as its constructor's arguments."""
 
     __slots__ = ()
+
+    def __reduce__(self) -> tuple:  # copy and pickle rebuild through the constructor
+        return (_rebuild, (type(self), {name: getattr(self, name) for name in self.__slots__}))
 
     def _fields(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -39,6 +43,10 @@ class _Value:
     def __repr__(self) -> str:
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"{type(self).__name__}({values})"
+
+
+def _rebuild(cls: type, fields: dict) -> _Value:
+    return cls(**fields)
 
 
 class DirectoryMapping(_Value):

@@ -129,8 +129,11 @@ def _jinja(source: str, quote: Callable[[str], str]) -> jinja2.Template:
 # -- the per-user cache ----------------------------------------------------------------------------
 @functools.cache
 def cache_dir() -> str | None:
-    """``$TMPDIR/venvroot-UID``, made if missing; None unless it is a directory of ours, mode 0700."""
+    """``$TMPDIR/venvroot-UID``, made if missing; None unless it is a directory of ours, mode 0700,
+    in directories nobody else can rename it out of."""
     tmp = os.environ.get("TMPDIR") or os.environ.get("TEMP") or os.environ.get("TMP") or "/tmp"
+    if not _only_ours_or_sticky(os.path.realpath(tmp)):
+        return None
     path = os.path.join(tmp, f"venvroot-{os.geteuid()}")
     try:
         os.mkdir(path, 0o700)
@@ -146,6 +149,23 @@ def cache_dir() -> str | None:
     if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o700:
         return path
     return None
+
+
+def _only_ours_or_sticky(directory: str) -> bool:
+    """Whether ``directory`` and each one above it belong to us or root and are writable by nobody
+    else, or sticky (like /tmp): otherwise another user could swap our cache directory for theirs
+    between the check and a later open."""
+    me = os.geteuid()
+    while True:
+        try:
+            st = os.stat(directory)
+        except OSError:
+            return False
+        if st.st_uid not in (0, me) or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+            return False
+        if directory == "/":
+            return True
+        directory = os.path.dirname(directory)
 
 
 def _load(cache: str, key: str, header: str, source: str) -> str | None:

@@ -259,8 +259,21 @@ def _mount_together(spec: Spec, root_fd: int, batch: Sequence[Mount], created: l
     finally:
         for done in helpers:
             done.acquire()  # that helper has stopped
+        _wait_for_one_thread()
     if failed:
         raise failed[0]
+
+
+def _wait_for_one_thread() -> None:
+    """Return once the helper threads have also ended in the kernel: a process forks next, and a
+    fork with other threads alive is unsafe (Python 3.12 warns of it)."""
+    while True:
+        try:
+            if len(os.listdir("/proc/self/task")) <= 1:
+                return
+        except OSError:  # no /proc: the released locks are all there is to go by
+            return
+        os.sched_yield()
 
 
 def _mount_refused(exc: OSError) -> ChrootError:

@@ -81,7 +81,9 @@ def _cwd_cases(cfg: EnvConfig) -> str:
 def _which(name: str) -> str | None:
     """shutil.which for a plain name (shutil imports bz2 and lzma: ~1.5 ms of every create)."""
     for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(directory or ".", name)
+        if not directory.startswith("/"):  # the path is written into every shim: absolute only
+            continue
+        candidate = os.path.join(directory, name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None

@@ -292,7 +292,8 @@ def _end_if_idle(
         _remove(marker)
         time.sleep(0.05)
         if _others_in(*ns):
-            open(marker, "w").close()
+            # (never through a symlink planted there: the holder may be root)
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
             return False
         _forget_record(state_fd, token)
         return True
@@ -546,9 +547,15 @@ def become(argv: list[str], env: Mapping[str, str], cwd: str, ids: tuple[int, in
         ) from None
     if ids is not None:
         uid, gid = ids
-        os.setgroups([gid])
-        os.setgid(gid)
-        os.setuid(uid)
+        try:
+            os.setgroups([gid])
+            os.setgid(gid)
+            os.setuid(uid)
+        except OSError as exc:
+            raise VenvrootError(
+                f"cannot run as uid {uid} gid {gid} inside: {exc.strerror} (root without CAP_SYS_ADMIN "
+                "can map only itself into the environment; give it CAP_SYS_ADMIN, or run as that user)"
+            ) from None
     for s in (_sig.SIGPIPE, getattr(_sig, "SIGXFSZ", _sig.SIGPIPE)):
         _sig.signal(s, _sig.SIG_DFL)
     _flush()

@@ -88,7 +88,9 @@ def mounts(cfg: EnvConfig) -> list[Mount]:
         generated = f"{state.base}/{name}"
         if os.path.exists(generated):
             out.append(Mount.bind(generated, f"/etc/{name}", readonly=True))
-    uid, gid = runner_ids(cfg)
+    # Owned by whoever runs the holder, which writes its liveness marker there: as root that is root
+    # even with --user, so that a program running as the user cannot plant a symlink for it.
+    uid, gid = (0, 0) if os.geteuid() == 0 else runner_ids(cfg)
     ids = f",uid={os.getuid() if uid is None else uid},gid={os.getgid() if gid is None else gid}"
     out.append(Mount.tmpfs(state.hidden, options="mode=0755,size=1m" + ids))
     return out
