@@ -77,7 +77,8 @@ class Environment:
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self, argv: list[str]) -> int:
-        """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too)."""
+        """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too):
+        with the ns backend this process becomes the program. Run a shim to keep the caller."""
         from . import launch
 
         return launch.run(self.dir, argv[0], argv[1:])
