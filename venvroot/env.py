@@ -137,7 +137,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
         backend.create()
         env.link(settings.link)
         env.sync()
-        _write(f"{path}/{CFG_NAME}", settings.to_cfg())  # with backend facts
+        settings.save()  # with backend facts
     except BaseException:
         from . import filetree
 
@@ -180,11 +180,6 @@ def validate(settings: Settings) -> None:
 
 def _abspath(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def _check_target(path: str, clear: bool) -> None:
@@ -246,9 +241,10 @@ def _write_layout(env: Environment) -> None:
     bin_dir = f"{path}/bin"
     os.mkdir(bin_dir)
     os.mkdir(f"{path}/{STATE_DIR}")
-    _write(f"{path}/{CFG_NAME}", s.to_cfg())
+    s.save()
     if not s.no_vcs_ignore:
-        _write(f"{path}/.gitignore", "# created by venvroot automatically\n*\n")
+        with open(f"{path}/.gitignore", "w", encoding="utf-8") as handle:
+            handle.write("# created by venvroot automatically\n*\n")
     session = None
     if env.backend.uses_session:
         session = writer.write_manage_script(path, writer.SESSION_HOOK, "session")

@@ -104,6 +104,12 @@ class Settings:
         lines.extend(f"{k} = {quote(v)}" for k, v in sorted(self.extra.items()))
         return "\n".join(lines) + "\n"
 
+    def save(self) -> None:
+        """Write ``<path>/venvroot.cfg`` whole: a shim reading it meanwhile sees the old or the new."""
+        from .atomicfile import write_text
+
+        write_text(f"{self.path}/{envconfig.CFG_NAME}", self.to_cfg())
+
     def to_envconfig(self) -> envconfig.EnvConfig:
         """These settings as the hot path sees them once written (management code runs programs
         through the backends' hot-path functions, which take an EnvConfig)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 
+from .atomicfile import write_text
 from .errors import UsageError, VenvrootError
 
 TYPE_CHECKING = False
@@ -311,7 +312,7 @@ class Snapshots:
     def _save_state(self, state: dict) -> None:
         import json
 
-        _write_atomic(os.path.join(self.dir, "state.json"), json.dumps(state, indent=1) + "\n")
+        write_text(os.path.join(self.dir, "state.json"), json.dumps(state, indent=1) + "\n")
 
     def current(self) -> Snapshot | None:
         """The snapshot the env was last taken as or restored from (None after changes were reset)."""
@@ -421,7 +422,7 @@ class Snapshots:
             found = self._call("snapshot_root", tmp, sid, previous.path if previous else None)
             facts = dict(found or {})  # type: ignore[call-overload]
             snap = Snapshot(sid, name, now, program, facts, final)
-            _write_atomic(os.path.join(tmp, "meta.json"), json.dumps(snap.meta(), indent=1) + "\n")
+            write_text(os.path.join(tmp, "meta.json"), json.dumps(snap.meta(), indent=1) + "\n")
             state.update(counter=n, current=sid)
             self._save_state(state)
             os.rename(tmp, final)
@@ -506,7 +507,7 @@ class Snapshots:
                 self._refuse_if_frozen("freezing again")
             snap = self._create(name, None, FREEZE_NAME)
             self._call("freeze_root", snap.path, snap.facts)
-            _write_atomic(os.path.join(self.dir, FROZEN_FILE), snap.id + "\n")
+            write_text(os.path.join(self.dir, FROZEN_FILE), snap.id + "\n")
             return snap
 
     def unfreeze(self) -> Snapshot:
@@ -569,7 +570,6 @@ class Snapshots:
         import re
 
         name = _program_name(program)
-        from .envconfig import CFG_NAME
         from .settings import Settings
 
         settings = Settings.from_cfg(self.env.dir)  # fresh: keep whatever changed meanwhile
@@ -586,7 +586,7 @@ class Snapshots:
                 raise UsageError(f"--pattern {pattern!r} is not a valid regular expression: {exc}") from None
             settings.extra[AUTO_KEY + name] = pattern
             settings.extra[AUTO_NAME_KEY + name] = check_template(template or DEFAULT_AUTO_NAME)
-        _write_atomic(f"{self.env.dir}/{CFG_NAME}", settings.to_cfg())
+        settings.save()
         self.env.settings.extra = settings.extra
         # A marker per rule, for shims whose backend has a fast way in that skips Python: with a
         # marker there, they take the Python path, which applies the rule.
@@ -626,18 +626,6 @@ def _new_id(taken: set[str]) -> str:
         sid = os.urandom(4).hex()
         if sid not in taken:
             return sid
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def human_size(size: int) -> str:

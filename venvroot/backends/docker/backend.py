@@ -337,10 +337,7 @@ class Backend(BaseBackend):
             with open(self.state.container_spec, "wb") as handle:
                 handle.write(encode(self._container_spec(base, account)))
             self.settings.extra["docker-base-image"] = base
-            from ...envconfig import CFG_NAME
-
-            with open(f"{self.settings.path}/{CFG_NAME}", "w", encoding="utf-8") as handle:
-                handle.write(self.settings.to_cfg())
+            self.settings.save()
         self._use_image(base)
 
     def destroy(self) -> None:

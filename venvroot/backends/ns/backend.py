@@ -360,10 +360,7 @@ class Backend(BaseBackend):
                          f"{state.base}/passwd", f"{state.base}/group"):  # fmt: skip
                 remove_tree(path)
             self.prepare_root()
-        from ...envconfig import CFG_NAME
-
-        with open(f"{self.env_dir}/{CFG_NAME}", "w", encoding="utf-8") as handle:
-            handle.write(self.settings.to_cfg())
+        self.settings.save()
 
     # -- snapshots (venvroot.snapshots; the writable layers, see snapshot.py) ------------------
     def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:
