@@ -272,7 +272,8 @@ def test_independent_overlays_mount_together(who: Who, shared_tmp: Path) -> None
     """With ``overlays_together`` (the ns backend's host view), a run of overlays whose
     destinations hold none of each other is mounted on several threads: each lands where it
     belongs, writes reach its own upper directory, a nested one still goes on top of its parent,
-    and one that fails fails the whole build, with nothing mounted in the host or made."""
+    no helper thread is left when the build returns (a fork follows), and one that fails fails the
+    whole build, with nothing mounted in the host or made."""
     root = own_root(shared_tmp / "base", who)
     names = [f"d{i}" for i in range(8)]
     for name in [*names, "d0/inner"]:
@@ -297,14 +298,15 @@ def test_independent_overlays_mount_together(who: Who, shared_tmp: Path) -> None
         except Exception as exc:
             print(json.dumps({"error": str(exc)}))
             sys.exit(0)
+        threads = len(os.listdir("/proc/self/task"))
         sandbox.switch_root(spec, root_fd, own_mount_ns=False)
         seen = {n: open(f"/{n}/here").read().strip() for n in names + ["d0/inner"]}
         for n in names:
             open(f"/{n}/written", "w").close()
-        print(json.dumps({"seen": seen}))
+        print(json.dumps({"seen": seen, "threads": threads}))
     """
     out = _json(who.python(code, str(shared_tmp), str(root), " ".join(names), "none"))
-    assert out == {"seen": {n: n for n in [*names, "d0/inner"]}}
+    assert out == {"seen": {n: n for n in [*names, "d0/inner"]}, "threads": 1}
     for name in names:
         assert (shared_tmp / "upper" / name / "written").exists()
         assert not (shared_tmp / "lower" / name / "written").exists()

@@ -202,6 +202,27 @@ def test_signals_reach_the_program(who: Who, busybox_root: Path, mode: str) -> N
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_signals_in_a_row_all_arrive(who: Who, busybox_root: Path, mode: str) -> None:
+    """A waiting venvroot forwards every signal, even one that lands as it goes back to waiting
+    (a blocking waitpid would hold a signal's forwarder until the program ended)."""
+    script = "n=0; trap 'n=$((n+1)); echo $n' USR1; echo ready; while :; do sleep 0.01; done"
+    proc = who.popen(
+        chroot_cli(mode, str(busybox_root), "/bin/sh", "-c", script),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert _line(proc) == "ready"
+        for n in range(1, 101):
+            os.kill(proc.pid, signal.SIGUSR1)
+            assert _line(proc) == str(n)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_signal_death_is_128_plus_n(who: Who, busybox_root: Path, mode: str) -> None:
     proc = who.popen(
         chroot_cli(mode, str(busybox_root), "/bin/sh", "-c", "echo ready; exec sleep 20"),

@@ -430,16 +430,68 @@ def _restore_signals(launch: _Launch, for_exec: bool) -> None:
 
 
 def _wait(pid: int, reap_all: bool = False) -> int:
-    """Wait for ``pid`` (as an init, reap everyone else on the way); return a shell-style status."""
-    while True:
+    """Wait for ``pid`` (as an init, reap everyone else on the way); return a shell-style status.
+
+    Not blocked in waitpid: a signal that lands just before that call starts would have its Python
+    handler (the forwarder) run only once the call returns, when the program has ended. Signals
+    wake a select on Python's wakeup fd instead, SIGCHLD included, so none waits."""
+    waker = _Waker.install()
+    try:
+        while True:
+            try:
+                done, status = os.waitpid(-1 if reap_all else pid, 0 if waker is None else os.WNOHANG)
+            except ChildProcessError:
+                return STATUS_SETUP_FAILED
+            if done == pid:
+                if os.WIFSIGNALED(status):
+                    return 128 + os.WTERMSIG(status)
+                return os.WEXITSTATUS(status)
+            if done == 0 and waker is not None:
+                waker.wait()  # (the forwarders run as it returns)
+    finally:
+        if waker is not None:
+            waker.remove()
+
+
+class _Waker:
+    """Python's signal wakeup fd, with a handler for SIGCHLD so that a child's end writes it too."""
+
+    __slots__ = ("old_chld", "old_fd", "r", "w")
+
+    @classmethod
+    def install(cls) -> _Waker | None:
+        """None outside the main thread, where neither can be set: waitpid blocks there."""
+        self = cls()
+        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            done, status = os.waitpid(-1 if reap_all else pid, 0)
-        except ChildProcessError:
-            return STATUS_SETUP_FAILED
-        if done == pid:
-            if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status)
-            return os.WEXITSTATUS(status)
+            self.old_fd = _sig.set_wakeup_fd(self.w, warn_on_full_buffer=False)
+        except ValueError:
+            os.close(self.r)
+            os.close(self.w)
+            return None
+        self.old_chld = _sig.signal(_sig.SIGCHLD, _nothing)
+        return self
+
+    def wait(self) -> None:
+        import select
+
+        select.select([self.r], [], [])
+        try:
+            while os.read(self.r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def remove(self) -> None:
+        # (None: a handler not set from Python, which Python cannot put back; the default then)
+        _sig.signal(_sig.SIGCHLD, _sig.SIG_DFL if self.old_chld is None else self.old_chld)
+        _sig.set_wakeup_fd(self.old_fd)
+        os.close(self.r)
+        os.close(self.w)
+
+
+def _nothing(signum: int, frame: object) -> None:
+    """SIGCHLD's handler while waiting: only there for the wakeup fd to be written."""
 
 
 def _foreground_tty() -> int | None:

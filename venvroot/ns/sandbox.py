@@ -246,6 +246,7 @@ def _mount_together(spec: Spec, root_fd: int, batch: Sequence[Mount], created: l
             done.release()
 
     helpers = []
+    threads_before = _thread_count()
     for _ in range(max(1, min(3, (os.cpu_count() or 2) - 1))):
         done = _thread.allocate_lock()
         done.acquire()
@@ -258,22 +259,23 @@ def _mount_together(spec: Spec, root_fd: int, batch: Sequence[Mount], created: l
         drain()
     finally:
         for done in helpers:
-            done.acquire()  # that helper has stopped
-        _wait_for_one_thread()
+            done.acquire()  # that helper has stopped running Python code
+        # ... and, moments later, exists no more: a process forks next, and a fork with other
+        # threads alive is unsafe (Python 3.12 warns of it). Bounded: the caller's own threads
+        # may come and go meanwhile.
+        for _ in range(10000):
+            if _thread_count() <= threads_before:
+                break
+            os.sched_yield()
     if failed:
         raise failed[0]
 
 
-def _wait_for_one_thread() -> None:
-    """Return once the helper threads have also ended in the kernel: a process forks next, and a
-    fork with other threads alive is unsafe (Python 3.12 warns of it)."""
-    while True:
-        try:
-            if len(os.listdir("/proc/self/task")) <= 1:
-                return
-        except OSError:  # no /proc: the released locks are all there is to go by
-            return
-        os.sched_yield()
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # no /proc: the released locks are all there is to go by
+        return 0
 
 
 def _mount_refused(exc: OSError) -> ChrootError:
