@@ -184,12 +184,7 @@ def test_signals_reach_the_program(who: Who, busybox_root: Path, mode: str) -> N
         f"{traps}; trap 'echo got TERM; exit 42' TERM; echo ready; "
         "i=0; while [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo timeout"
     )
-    proc = who.popen(
-        chroot_cli(mode, str(busybox_root), "/bin/sh", "-c", script),
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _sh_in_session(who, busybox_root, mode, script)
     try:
         assert _line(proc) == "ready"
         for name in SIGNALS:
@@ -206,12 +201,7 @@ def test_signals_in_a_row_all_arrive(who: Who, busybox_root: Path, mode: str) ->
     """A waiting venvroot forwards every signal, even one that lands as it goes back to waiting
     (a blocking waitpid would hold a signal's forwarder until the program ended)."""
     script = "n=0; trap 'n=$((n+1)); echo $n' USR1; echo ready; while :; do sleep 0.01; done"
-    proc = who.popen(
-        chroot_cli(mode, str(busybox_root), "/bin/sh", "-c", script),
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _sh_in_session(who, busybox_root, mode, script)
     try:
         assert _line(proc) == "ready"
         for n in range(1, 101):
@@ -224,12 +214,7 @@ def test_signals_in_a_row_all_arrive(who: Who, busybox_root: Path, mode: str) ->
 
 @pytest.mark.parametrize("mode", MODES)
 def test_signal_death_is_128_plus_n(who: Who, busybox_root: Path, mode: str) -> None:
-    proc = who.popen(
-        chroot_cli(mode, str(busybox_root), "/bin/sh", "-c", "echo ready; exec sleep 20"),
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _sh_in_session(who, busybox_root, mode, "echo ready; exec sleep 20")
     try:
         assert _line(proc) == "ready"
         time.sleep(0.1)  # let sh exec sleep, which has no handlers
@@ -240,6 +225,16 @@ def test_signal_death_is_128_plus_n(who: Who, busybox_root: Path, mode: str) -> 
     finally:
         proc.kill()
         proc.wait()
+
+
+def _sh_in_session(who: Who, root: Path, mode: str, script: str) -> subprocess.Popen:
+    """``sh -c SCRIPT`` through venvroot chroot, in a session of its own, its output piped."""
+    return who.popen(
+        chroot_cli(mode, str(root), "/bin/sh", "-c", script),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _line(proc: subprocess.Popen, timeout: float = 10) -> str:
