@@ -10,14 +10,20 @@ from __future__ import annotations
 import os
 
 
+def read_head(path: str, size: int, dir_fd: int | None = None) -> bytes:
+    """The first ``size`` bytes of a small file (a /proc entry, a record): one read, no buffering
+    objects. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def process_start_time(pid: int) -> str:
     """Field 22 of /proc/PID/stat: tells a live process from a later one reusing its pid."""
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
+        data = read_head(f"/proc/{pid}/stat", 4096)
     except OSError:
         return ""
     fields = data.rpartition(b")")[2].split()

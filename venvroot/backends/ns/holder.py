@@ -38,7 +38,7 @@ import select
 import sys
 import time
 
-from ...activations import live, process_start_time
+from ...activations import live, process_start_time, read_head
 from ...errors import VenvrootError
 from .layout import MARKER_PREFIX, State, read_holder
 
@@ -170,11 +170,7 @@ def record(state_fd: int, pid: int, token: str) -> None:
 def recorded(state_fd: int, token: str) -> int | None:
     """The pid in the holder's record if the record is the one of ``token``."""
     try:
-        fd = os.open("holder", os.O_RDONLY | os.O_CLOEXEC, dir_fd=state_fd)
-        try:
-            words = os.read(fd, 256).split()
-        finally:
-            os.close(fd)
+        words = read_head("holder", 256, dir_fd=state_fd).split()
     except OSError:
         return None
     if len(words) == 2 and words[1] == token.encode() and words[0].isdigit():
@@ -346,11 +342,7 @@ class _Watcher:
             if not name.isdigit():
                 continue
             try:
-                fd = os.open(name, os.O_RDONLY, dir_fd=self.shells_fd)
-                try:
-                    text = os.read(fd, 64).decode("utf-8", "replace").strip()
-                finally:
-                    os.close(fd)
+                text = read_head(name, 64, dir_fd=self.shells_fd).decode("utf-8", "replace").strip()
             except OSError:
                 continue
             if text:
@@ -575,11 +567,7 @@ def past_shim(argv: list[str], env: Mapping[str, str], shims: str, root: str = "
     if "/" in name or path[0] != shims:
         return argv
     try:
-        fd = os.open(f"{root}{shims}/{name}", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            head = os.read(fd, 128)
-        finally:
-            os.close(fd)
+        head = read_head(f"{root}{shims}/{name}", 128)
     except OSError:
         return argv
     if not head.startswith(b"#!") or SHIM_MARK not in head:
