@@ -1,6 +1,38 @@
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Distribution, find_packages, setup
+from setuptools.command.build_py import build_py
+
+STARTER = "venvroot/backends/ns/starter"
+
+
+class BuildWithStarter(build_py):
+    """Also compile the ns backend's starter (starter.c) when a C compiler is at hand. Without it
+    venvroot works the same; its shims then start an environment's namespaces through Python only."""
+
+    def run(self) -> None:
+        super().run()
+        editable = getattr(self, "editable_mode", False)
+        target = Path(STARTER if editable else os.path.join(self.build_lib, STARTER))
+        compiler = shutil.which(os.environ.get("CC", "cc"))
+        if compiler is None:
+            print(
+                "venvroot: no C compiler (cc): the compiled starter is left out; shims start through Python"
+            )
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        command = [compiler, "-O2", "-Wall", "-pthread", "-o", str(target), STARTER + ".c"]
+        if subprocess.run(command).returncode != 0:
+            print(f"venvroot: {' '.join(command)} failed: the compiled starter is left out")
+
+
+class PlatformDistribution(Distribution):
+    def has_ext_modules(self) -> bool:  # a compiled program inside: the wheel is this platform's
+        return True
+
 
 version: dict[str, str] = {}
 exec(Path("venvroot/version.py").read_text(), version)
@@ -25,6 +57,8 @@ setup(
     ],
     extras_require={"test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61"]},
     entry_points={"console_scripts": ["venvroot = venvroot.cli:main"]},
+    cmdclass={"build_py": BuildWithStarter},
+    distclass=PlatformDistribution,
     classifiers=[
         "Operating System :: POSIX :: Linux",
         "Programming Language :: Python :: 3",

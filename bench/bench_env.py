@@ -130,9 +130,11 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
         ("bb-outside", ["--root", str(root)]),
         ("host-session", []),
         ("host-outside", []),
+        ("bb-python", ["--root", str(root)]),  # made with the compiled starter turned off
     ):
         envs[name] = project / name
-        run([*VENVROOT, str(envs[name]), "-q", "--link", "true", *options])
+        environ = dict(os.environ, VENVROOT_NO_STARTER="1") if name == "bb-python" else None
+        run([*VENVROOT, str(envs[name]), "-q", "--link", "true", *options], env=environ)
     # An active session: this process is the activated shell (as `source bin/activate` registers it).
     for name in ("bb-session", "host-session"):
         run([str(envs[name] / "bin" / ".venvroot-session"), "start", str(os.getpid())])
@@ -153,12 +155,16 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
     for call in commands.values():  # warm up; the outside envs' namespaces start here
         call()
     medians = round_robin(commands, runs)
+    # Cold: the compiled starter replays what the warm-up's (Python) start wrote down.
     cold = {
         "shim true, busybox root, outside (cold: builds them)": quiet(
             [str(envs["bb-outside"] / "bin" / "true")]
         ),
         "shim true, host view, outside (cold: builds them)": quiet(
             [str(envs["host-outside"] / "bin" / "true")]
+        ),
+        "shim true, busybox root, cold, Python starter (no compiler)": quiet(
+            [str(envs["bb-python"] / "bin" / "true")]
         ),
         # The floor of a cold shim, which starts this interpreter before anything else.
         "python -I -S -c pass (a cold shim's interpreter alone)": quiet([PY, "-I", "-S", "-c", "pass"]),
@@ -169,6 +175,9 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
         ),
         "shim true, host view, outside (cold: builds them)": lambda: holder.stop(
             State(str(envs["host-outside"]))
+        ),
+        "shim true, busybox root, cold, Python starter (no compiler)": lambda: holder.stop(
+            State(str(envs["bb-python"]))
         ),
     }
     medians.update(round_robin(cold, max(10, runs // 2), setup=stops))

@@ -28,7 +28,10 @@ def _copy_source(dest: Path) -> Path:
     # Build from a copy: a build writes egg-info and build/ next to the sources.
     src = dest / "src"
     shutil.copytree(
-        ROOT, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", ".*cache")
+        ROOT,
+        src,
+        # (and not a compiled starter an editable install left in the checkout)
+        ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", ".*cache", "starter"),
     )
     return src
 
@@ -48,6 +51,20 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "setup.py", "-q", "sdist", "-d", str(out)], cwd=src, check=True, capture_output=True
     )
     return out
+
+
+def test_the_wheel_carries_the_compiled_starter_and_the_sdist_its_source(dist: Path) -> None:
+    if shutil.which("cc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("required under CI=true: a C compiler (cc) to build the compiled starter")
+        pytest.skip("no C compiler (cc): the wheel is built without the compiled starter")
+    wheel = zipfile.ZipFile(next(dist.glob("venvroot-*.whl")))
+    info = wheel.getinfo("venvroot/backends/ns/starter")
+    assert (info.external_attr >> 16) & 0o111, "not executable"
+    assert wheel.read(info.filename)[:4] == b"\x7fELF"
+    assert "-linux_" in next(dist.glob("venvroot-*.whl")).name  # a platform wheel
+    with tarfile.open(next(dist.glob("venvroot-*.tar.gz"))) as sdist:
+        assert any(n.endswith("venvroot/backends/ns/starter.c") for n in sdist.getnames())
 
 
 def test_wheel_and_sdist_carry_the_templates(dist: Path) -> None:

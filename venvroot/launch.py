@@ -17,6 +17,10 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["--manage"] and len(argv) >= 3:
             return manage(argv[1], argv[2], argv[3:])
+        if argv[:1] == ["--brain"] and len(argv) == 5:  # the compiled starter's (backends/ns/brain.py)
+            from .backends.ns.brain import main as brain
+
+            return brain(*argv[1:])
         if len(argv) < 2:
             sys.stderr.write("usage: entry.py ENV PROGRAM [ARG...] (shims call this; see `venvroot link`)\n")
             return 2

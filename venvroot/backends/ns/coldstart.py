@@ -30,7 +30,7 @@ from ...errors import VenvrootError
 from ...ns import sandbox
 from ...ns.errors import ChrootError
 from ...ns.mounts import check_sources
-from . import fastpath, holder, mountplan
+from . import fastpath, holder, mountplan, startfile
 from .layout import LINGER, MARKER_PREFIX, State
 from .run import inside_environ, runner_ids, switch_ids
 
@@ -38,6 +38,8 @@ try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
 except ImportError:  # pragma: no cover
     import signal as _sig  # type: ignore[no-redef]
+
+BRAIN = "--brain"  # entry.py's argument for the brain of a compiled start (brain.py)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,6 +61,11 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
         facts = holder_facts(cfg)
         token = os.urandom(8).hex()
         state_fd = os.open(state.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if startfile.available():  # for the next start, written down before anything can change
+            try:  # noqa: SIM105 - a cache: without it the next start is this one again
+                startfile.write(state, startfile.steps(cfg, state, spec, facts["fragment"]))
+            except OSError:
+                pass
     except VenvrootError as exc:
         raise VenvrootError(f"{where}: {exc}") from None
     except OSError as exc:

@@ -24,6 +24,7 @@ import sys
 
 from ...inside import DEFAULT_PATH
 from ...shquote import quote as q
+from . import startfile
 from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
 
 TYPE_CHECKING = False
@@ -105,15 +106,25 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     else:
         who = f'[ -n "${{HOME+x}}" ] || {{ HOME={q(os.path.expanduser("~"))}; export HOME; }}'
     path = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
+    start = "_vr_live || return 0\n"
+    if startfile.available():
+        plan = q(startfile.path(state))
+        start = f"""\
+# Not running: the compiled starter starts it when it can (startfile.py), else the Python path does.
+_vr_live || {{ [ -e {plan} ] && {q(startfile.STARTER)} {plan} 2>/dev/null && _vr_live; }} || return 0
+"""
     return f"""\
 # venvroot ns: the shims' fast way into the running environment {cfg.env_dir}.
 # Sourced by every shim; it execs the program in the env's namespaces with nsenter, or returns
-# (namespaces not running, or a case it does not handle) and the shim's Python path takes over.
+# (namespaces not running and not startable here, or a case it does not handle) and the shim's
+# Python path takes over.
 # Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.
 [ ! -e {q(os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR))} ] || return 0
-{{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null || return 0
-[ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ] || return 0
-# The physical current directory (a deleted one is left to the Python path, which says so).
+_vr_live() {{
+    {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null &&
+        [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ]
+}}
+{start}# The physical current directory (a deleted one is left to the Python path, which says so).
 cd -P . 2>/dev/null && [ "$PWD" -ef . ] || return 0
 case $PWD in
 {_cwd_cases(cfg)}

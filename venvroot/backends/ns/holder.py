@@ -26,6 +26,10 @@ inside the root) taken before the root was built; anything else it has to say go
 ``holder.log``. ``stop`` ends it from outside (deactivate, reset, destroy): every process whose
 mount namespace is the holder's is terminated, then killed.
 
+A compiled start (starter.c) leaves K, a C process that only anchors the namespaces, as the recorded
+holder, and its parent, the brain (brain.py), runs :func:`watch` from outside them: :class:`Place`
+is where the watch stands.
+
 Locking (``state/lock``): shims hold it shared while they join; starting and stopping take it
 exclusively, and so does the holder before it ends itself.
 """
@@ -203,16 +207,72 @@ def serve(state_fd: int, token: str, facts: dict) -> None:
         append = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         log = os.open("holder.log", append, 0o644, dir_fd=state_fd)
         _detach(log, (state_fd, lock_fd, shells_fd))
+        place = Inside(facts)
         try:
-            _watch(state_fd, lock_fd, shells_fd, token, facts)
+            watch(state_fd, lock_fd, shells_fd, token, facts, place)
         except BaseException as exc:
             code = 1
             _say(2, f"venvroot: the holder ended: {type(exc).__name__}: {exc}\n")
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            _remove(f"{facts['hidden']}/{MARKER_PREFIX}{token}")
+            _remove(place.marker(token), place.hidden_fd)
             _forget_record(state_fd, token)
     finally:
         os._exit(code)
+
+
+class Place:
+    """Where :func:`watch` stands: the namespaces' mount namespace ``ns``, a process in it that is
+    not a program (``spare``), the hidden directory inside, and descriptors that wake it."""
+
+    ns: int
+    spare: int
+    hidden_fd: int
+    wake: list[int]
+
+    @staticmethod
+    def marker(token: str) -> str:
+        return MARKER_PREFIX + token
+
+    def gone(self) -> bool:
+        """Whether the namespaces ended under it."""
+        return False
+
+    def run(self, command: str, facts: dict) -> int:
+        """Run an on-deactivate command with ``sh -c`` inside; its status."""
+        raise NotImplementedError
+
+
+class Inside(Place):
+    """Where the holder watches from: inside the root, in the namespaces it keeps alive. Its parent
+    is R (coldstart.py), which only waits to reap it."""
+
+    def __init__(self, facts: dict) -> None:
+        self.ns = os.stat("/proc/self/ns/mnt").st_ino
+        self.spare = os.getppid()  # R: not a program of the env
+        self.hidden_fd = os.open(facts["hidden"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.wake: list[int] = []  # nothing to learn from: this process keeps the namespaces
+
+    def run(self, command: str, facts: dict) -> int:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.chdir(facts["cwd"])
+                for s in (_sig.SIGTERM, _sig.SIGINT, _sig.SIGHUP, _sig.SIGPIPE):
+                    _sig.signal(s, _sig.SIG_DFL)
+                if facts["ids"] is not None:  # as root with --user: the holder itself stays root
+                    uid, gid = facts["ids"]
+                    os.setgroups([gid])
+                    os.setgid(gid)
+                    os.setuid(uid)
+                os.execve("/bin/sh", ["sh", "-c", command], facts["environ"])
+            except OSError as exc:
+                os.write(
+                    2,
+                    f"venvroot: cannot run the on-deactivate command {command!r}: {exc.strerror}\n".encode(),
+                )
+            os._exit(127)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
 
 
 def _detach(log: int, keep: tuple[int, ...]) -> None:
@@ -237,31 +297,38 @@ def _detach(log: int, keep: tuple[int, ...]) -> None:
     _sig.signal(_sig.SIGHUP, _sig.SIG_IGN)
 
 
-def _watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict) -> None:
-    """Watch the activated shells and what runs inside; return once the namespaces may end."""
-    marker = f"{facts['hidden']}/{MARKER_PREFIX}{token}"
-    my_ns = os.stat("/proc/self/ns/mnt").st_ino
-    reaper = os.getppid()  # R (coldstart.py): it only waits to reap this process
+def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, place: Place) -> None:
+    """Watch the activated shells and what runs inside; return once the namespaces may end (or,
+    seen from outside, have ended). ``place``: where this process stands (:class:`Inside`, or
+    brain.Outside)."""
+    marker = place.marker(token)
     watcher = _Watcher(shells_fd)
     idle_since: float | None = None
     while True:
-        ended = watcher.poll(0.25 if idle_since is not None else 1.0)
+        ended = watcher.poll(0.25 if idle_since is not None else 1.0, place.wake)
+        if place.gone():
+            _forget_record(state_fd, token)
+            return
         if ended:  # every activated shell is gone without deactivating (a closed terminal)
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             try:
                 if watcher.live():  # one activated meanwhile
                     continue
                 for command in facts["on_deactivate"]:
-                    _run_hook(command, facts)
+                    code = place.run(command, facts)
+                    if code:
+                        _say(
+                            2, f"venvroot: on-deactivate command {command!r} failed with exit status {code}\n"
+                        )
                 if facts["persistent"]:
                     continue
-                _remove(marker)
+                _remove(marker, place.hidden_fd)
                 _forget_record(state_fd, token)
-                terminate(my_ns, own=True, spare=reaper)
+                terminate(place.ns, own=True, spare=place.spare)
                 return
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        if facts["persistent"] or watcher.live() or _others_in(my_ns, reaper):
+        if facts["persistent"] or watcher.live() or _others_in(place.ns, place.spare):
             idle_since = None
             continue
         now = time.monotonic()
@@ -269,27 +336,27 @@ def _watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict)
             idle_since = now
         if now - idle_since < facts["linger"]:
             continue
-        if _end_if_idle(state_fd, lock_fd, token, marker, (my_ns, reaper), watcher):
+        if _end_if_idle(state_fd, lock_fd, token, place, watcher):
             return
         idle_since = None
 
 
-def _end_if_idle(
-    state_fd: int, lock_fd: int, token: str, marker: str, ns: tuple[int, int], watcher: _Watcher
-) -> bool:
+def _end_if_idle(state_fd: int, lock_fd: int, token: str, place: Place, watcher: _Watcher) -> bool:
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False  # a shim is joining, or a start/stop runs
+    marker = place.marker(token)
     try:
-        if watcher.live() or _others_in(*ns):
+        if watcher.live() or _others_in(place.ns, place.spare):
             return False
         # Closed to newcomers first; a shim that saw the marker just before joins within moments.
-        _remove(marker)
+        _remove(marker, place.hidden_fd)
         time.sleep(0.05)
-        if _others_in(*ns):
+        if _others_in(place.ns, place.spare):
             # (never through a symlink planted there: the holder may be root)
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open(marker, flags, 0o644, dir_fd=place.hidden_fd))
             return False
         _forget_record(state_fd, token)
         return True
@@ -302,31 +369,6 @@ def _remove(path: str, dir_fd: int | None = None) -> None:
         os.unlink(path, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
-
-
-def _run_hook(command: str, facts: dict) -> None:
-    """Run an on-deactivate command from the holder (its output goes to the holder's log)."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.chdir(facts["cwd"])
-            for s in (_sig.SIGTERM, _sig.SIGINT, _sig.SIGHUP, _sig.SIGPIPE):
-                _sig.signal(s, _sig.SIG_DFL)
-            if facts["ids"] is not None:  # as root with --user: the holder itself stays root
-                uid, gid = facts["ids"]
-                os.setgroups([gid])
-                os.setgid(gid)
-                os.setuid(uid)
-            os.execve("/bin/sh", ["sh", "-c", command], facts["environ"])
-        except OSError as exc:
-            os.write(
-                2, f"venvroot: cannot run the on-deactivate command {command!r}: {exc.strerror}\n".encode()
-            )
-        os._exit(127)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        os.write(2, f"venvroot: on-deactivate command {command!r} failed with exit status {code}\n".encode())
 
 
 class _Watcher:
@@ -349,8 +391,9 @@ class _Watcher:
                 out[int(name)] = text
         return out
 
-    def poll(self, timeout: float) -> bool:
-        """Wait up to ``timeout``; True when a watched shell died and no watched shell is left."""
+    def poll(self, timeout: float, wake: list[int]) -> bool:
+        """Wait up to ``timeout`` (less if one of ``wake`` becomes readable); True when a watched
+        shell died and no watched shell is left."""
         registered = self._registered()
         for pid in list(self.watched):
             if pid not in registered:  # deactivated
@@ -368,10 +411,8 @@ class _Watcher:
             if fd >= 0:
                 os.close(fd)
             self._forget(pid)  # gone before it was watched: a stale registration
-        if not self.watched:
-            time.sleep(timeout)
-            return False
-        ready, _, _ = select.select(list(self.watched.values()), [], [], timeout)
+        ready, _, _ = select.select([*self.watched.values(), *wake], [], [], timeout)
+        ready = [fd for fd in ready if fd not in wake]
         for fd in ready:
             pid = next(p for p, f in self.watched.items() if f == fd)
             os.close(self.watched.pop(pid))

@@ -1,0 +1,479 @@
+/* venvroot's compiled starter: starts an ns environment's namespaces without starting Python.
+ *
+ *     starter START_FILE
+ *
+ * A shim whose environment is not running would otherwise start Python just to build the
+ * namespaces, which alone costs more than a whole bubblewrap run. The Python starter
+ * (coldstart.py) writes down what it builds, as a list of steps (startfile.py); this program
+ * replays that list when nothing it depends on has changed, and exits non-zero, having changed
+ * nothing, whenever it cannot: the shim then takes the Python path, which says what is wrong.
+ *
+ * Processes:
+ *
+ *     starter ─ A (setsid) ─ B ─ K: unshare, mount, pivot_root, marker; then only waits
+ *        │                   └── execs the brain (Python, outside the namespaces): lingering,
+ *        │                       activated shells, hooks; ends K when the env may end
+ *        └── waits for K's word, records K as the env's holder under the env's lock, exits
+ *
+ * K anchors the namespaces: it is what the record names, and what shims enter with nsenter. It
+ * ends when the brain closes the pipe it waits on (or is killed by `venvroot` stopping the env).
+ * The brain is K's parent, so K is reaped the moment it ends.
+ *
+ * The start file: NUL-terminated tokens; each step is NAME COUNT ARG... (COUNT decimal).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_IN_ROOT_ 0x10
+#define AT_RECURSIVE_ 0x8000
+#define MOUNT_ATTR_RDONLY_ 0x1
+
+enum { OK = 0, FAILED = 1, STALE = 3 };
+
+struct open_how_ {
+    uint64_t flags, mode, resolve;
+};
+struct mount_attr_ {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+struct step {
+    const char *name;
+    int argc;
+    char **argv;
+};
+
+static struct step *steps;
+static int nsteps;
+static const char *state_dir, *hidden_dir;
+
+static int fail(const char *what, const char *detail) {
+    fprintf(stderr, "venvroot starter: %s%s%s: %s\n", what, detail ? " " : "", detail ? detail : "",
+            strerror(errno));
+    return FAILED;
+}
+
+/* -- the start file ---------------------------------------------------------------------------- */
+
+static int load(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return STALE;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > (1 << 24)) return close(fd), STALE;
+    char *buf = malloc(st.st_size + 1);
+    ssize_t got = 0;
+    while (buf && got < st.st_size) {
+        ssize_t n = read(fd, buf + got, st.st_size - got);
+        if (n <= 0) break;
+        got += n;
+    }
+    close(fd);
+    if (!buf || got != st.st_size || buf[got - 1] != '\0') return STALE;
+    size_t ntok = 0;
+    for (off_t i = 0; i < got; i++) ntok += buf[i] == '\0';
+    char **tok = malloc(ntok * sizeof *tok);
+    steps = malloc(ntok * sizeof *steps);
+    if (!tok || !steps) return STALE;
+    size_t t = 0;
+    for (char *p = buf; p < buf + got; p += strlen(p) + 1) tok[t++] = p;
+    if (t < 1 || strcmp(tok[0], "venvroot-start 1") != 0) return STALE;
+    for (size_t i = 1; i < t;) {
+        if (i + 1 >= t) return STALE;
+        char *end;
+        long argc = strtol(tok[i + 1], &end, 10);
+        if (*end || argc < 0 || i + 2 + argc > t) return STALE;
+        steps[nsteps++] = (struct step){tok[i], (int)argc, tok + i + 2};
+        i += 2 + argc;
+    }
+    return OK;
+}
+
+static int is(const struct step *s, const char *name, int argc) {
+    return strcmp(s->name, name) == 0 && s->argc == argc;
+}
+
+/* -- is the file still what the Python starter would build? ---------------------------------- */
+
+static int same_file(const char *path, const char *ident) {
+    struct stat st;
+    char now[96];
+    if (lstat(path, &st) < 0) return errno == ENOENT && strcmp(ident, "-") == 0;
+    snprintf(now, sizeof now, "%llu:%lld%09ld:%lld", (unsigned long long)st.st_ino, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec, (long long)st.st_size);
+    return strcmp(now, ident) == 0;
+}
+
+static int under(const char *path, const struct step *trees) {
+    for (int i = 0; trees && i < trees->argc; i++) {
+        size_t n = strlen(trees->argv[i]);
+        while (n > 1 && trees->argv[i][n - 1] == '/') n--;
+        if (strcmp(path, trees->argv[i]) != 0 && strncmp(path, trees->argv[i], n) == 0 &&
+            (path[n] == '/' || (n == 1 && trees->argv[i][0] == '/')))
+            return 1;
+    }
+    return 0;
+}
+
+/* The host's mount points (as mountinfo escapes them), but those inside trees bound whole. */
+static int same_mounts(const struct step *expected, const struct step *trees) {
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int i = 0, same = 1;
+    while (same && getline(&line, &cap, f) > 0) {
+        char *point = line;
+        for (int field = 0; field < 4 && point; field++) point = strchr(point, ' '), point = point ? point + 1 : NULL;
+        if (!point) continue;
+        point[strcspn(point, " ")] = '\0';
+        if (under(point, trees)) continue;
+        same = i < expected->argc && strcmp(point, expected->argv[i]) == 0;
+        i++;
+    }
+    free(line);
+    fclose(f);
+    return same && i == expected->argc;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* "DIR:NAME/NAME..." with the names sorted, as the Python starter wrote it. */
+static int same_listing(const char *dir, const char *expected) {
+    DIR *d = opendir(dir);
+    if (!d) return strlen(expected) == strlen(dir) + 2 && strcmp(expected + strlen(dir), ":?") == 0;
+    char **names = NULL;
+    size_t n = 0, cap = 0, len = strlen(dir) + 1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (n == cap && !(names = realloc(names, (cap = cap * 2 + 16) * sizeof *names))) return closedir(d), 0;
+        names[n++] = strdup(e->d_name);
+        len += strlen(e->d_name) + 1;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, by_name);
+    char *got = malloc(len + 1), *p = got;
+    p += sprintf(p, "%s:", dir);
+    for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%s", i ? "/" : "", names[i]);
+    int same = strcmp(got, expected) == 0;
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(got);
+    return same;
+}
+
+static int fresh(void) {
+    const struct step *trees = NULL;
+    for (int i = 0; i < nsteps; i++) {
+        const struct step *s = &steps[i];
+        if (is(s, "euid", 1) && (uid_t)strtoul(s->argv[0], NULL, 10) != geteuid()) return 0;
+        if (is(s, "state", 1)) state_dir = s->argv[0];
+        if (is(s, "hidden", 1)) hidden_dir = s->argv[0];
+        if (is(s, "check", 2) && !same_file(s->argv[0], s->argv[1])) return 0;
+        if (strcmp(s->name, "bound-trees") == 0) trees = s;
+        if (strcmp(s->name, "host-mounts") == 0 && !same_mounts(s, trees)) return 0;
+        if (is(s, "listing", 2) && !same_listing(s->argv[0], s->argv[1])) return 0;
+    }
+    return state_dir && hidden_dir;
+}
+
+/* -- K: the namespaces ------------------------------------------------------------------------- */
+
+/* Write `text` to `name` in `dir`; `mode` 0: an existing (proc) file, never created. */
+static int write_file(int dir, const char *name, const char *text, int mode) {
+    int flags = mode ? O_CREAT | O_TRUNC | O_NOFOLLOW : 0;
+    int fd = openat(dir, name, O_WRONLY | O_CLOEXEC | flags, mode);
+    if (fd < 0) return -1;
+    size_t n = strlen(text);
+    int ok = write(fd, text, n) == (ssize_t)n;
+    return close(fd) == 0 && ok ? 0 : -1;
+}
+
+static int open_in_root(int root, const char *path) {
+    struct open_how_ how = {O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_};
+    while (*path == '/') path++;
+    return (int)syscall(SYS_openat2, root, *path ? path : ".", &how, sizeof how);
+}
+
+static int map_ids(const char *inside_uid, const char *inside_gid, uid_t uid, gid_t gid) {
+    char text[64];
+    int proc = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    snprintf(text, sizeof text, "%s %u 1\n", inside_uid, (unsigned)uid);
+    if (proc < 0 || write_file(proc, "uid_map", text, 0) < 0) return -1;
+    if (write_file(proc, "setgroups", "deny\n", 0) < 0) return -1;
+    snprintf(text, sizeof text, "%s %u 1\n", inside_gid, (unsigned)gid);
+    int r = write_file(proc, "gid_map", text, 0);
+    close(proc);
+    return r;
+}
+
+/* mount KIND SOURCE DEST OPTIONS FLAGS; FLAGS: r recursive, o read-only, f a file, ? optional */
+static int mount_step(int root, char **a) {
+    const char *kind = a[0], *source = a[1], *dest = a[2], *options = a[3], *flags = a[4];
+    int optional = strchr(flags, '?') != NULL, recursive = strchr(flags, 'r') != NULL;
+    struct stat st;
+    int fd = open_in_root(root, dest);
+    if (fd < 0) return optional ? 0 : fail("cannot find the mount point", dest);
+    char target[64];
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    int r;
+    if (strcmp(kind, "bind") == 0) {
+        if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode) == (strchr(flags, 'f') != NULL))
+            return close(fd), optional ? 0 : (errno = ENOTDIR, fail("mount point of the wrong type", dest));
+        r = mount(source, target, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL);
+    } else if (strcmp(kind, "overlay") == 0) {
+        r = mount("overlay", target, "overlay", 0, options);
+    } else if (strcmp(kind, "tmpfs") == 0) {
+        r = mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options);
+    } else {
+        errno = EINVAL;
+        r = -1;
+    }
+    close(fd);
+    if (r < 0) return optional && (errno == EPERM || errno == EACCES || errno == ENOENT) ? 0 : fail("cannot mount on", dest);
+    if (strchr(flags, 'o')) {
+        struct mount_attr_ attr = {MOUNT_ATTR_RDONLY_, 0, 0, 0};
+        fd = open_in_root(root, dest); /* the new mount's root now */
+        if (fd < 0 || syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE_ : 0), &attr,
+                              sizeof attr) < 0)
+            return fail("cannot make read-only", dest);
+        close(fd);
+    }
+    return 0;
+}
+
+/* A run of overlays none of which holds another: most of an overlay mount is the kernel setting
+ * up its filesystem, which runs beside another one on another CPU. */
+struct run {
+    int root;
+    const struct step *first;
+    int count;
+    atomic_int next, failed;
+};
+
+static void *drain(void *arg) {
+    struct run *r = arg;
+    for (int i; !atomic_load(&r->failed) && (i = atomic_fetch_add(&r->next, 1)) < r->count;)
+        if (mount_step(r->root, r->first[i].argv)) atomic_store(&r->failed, 1);
+    return NULL;
+}
+
+static int mount_together(int root, const struct step *first, int count) {
+    for (int i = 0; i < count; i++)
+        if (!is(&first[i], "mount", 5)) return errno = EINVAL, fail("not a mount in a run of mounts", first[i].name);
+    struct run r = {root, first, count, 0, 0};
+    pthread_t helpers[3];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = 0, wanted = cpus > 4 ? 3 : (int)cpus - 1;
+    while (n < wanted && pthread_create(&helpers[n], NULL, drain, &r) == 0) n++;
+    drain(&r);
+    while (n--) pthread_join(helpers[n], NULL);
+    return atomic_load(&r.failed) ? FAILED : OK;
+}
+
+/* Build the namespaces and move into the root; then write the marker: K's word is "ok". */
+static int build(const char *token) {
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    const struct step *ids = NULL;
+    for (int i = 0; i < nsteps; i++)
+        if (is(&steps[i], "userns", 2)) ids = &steps[i];
+    if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (ids ? CLONE_NEWUSER : 0)) < 0)
+        return fail("cannot unshare", NULL);
+    if (ids && map_ids(ids->argv[0], ids->argv[1], uid, gid) < 0) return fail("cannot map the ids", NULL);
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) return fail("cannot make / a slave", NULL);
+    int root = -1;
+    for (int i = 0; i < nsteps; i++) {
+        const struct step *s = &steps[i];
+        if (is(s, "root-overlay", 2) && mount("overlay", s->argv[0], "overlay", 0, s->argv[1]) < 0)
+            return fail("cannot mount the root overlay on", s->argv[0]);
+        if (is(s, "root-bind", 1) && mount(s->argv[0], s->argv[0], NULL, MS_BIND | MS_REC, NULL) < 0)
+            return fail("cannot bind the root", s->argv[0]);
+        if ((is(s, "root-overlay", 2) || is(s, "root-bind", 1)) &&
+            (root = open(s->argv[0], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+            return fail("cannot open the root", s->argv[0]);
+        if ((is(s, "mount", 5) || is(s, "together", 1)) && root < 0)
+            return errno = EINVAL, fail("a mount before the root", NULL);
+        if (is(s, "mount", 5) && mount_step(root, s->argv)) return FAILED;
+        if (is(s, "together", 1)) { /* the next COUNT steps: mounts to make on several threads */
+            int count = atoi(s->argv[0]);
+            if (count < 1 || i + count >= nsteps || mount_together(root, s + 1, count)) return FAILED;
+            i += count;
+        }
+        if (is(s, "hostname", 1) && sethostname(s->argv[0], strlen(s->argv[0])) < 0)
+            return fail("cannot set the hostname", s->argv[0]);
+    }
+    if (root < 0 || fchdir(root) < 0) return errno = EINVAL, fail("no root", NULL);
+    if (syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+        return fail("cannot pivot_root", NULL);
+    int hidden = open(hidden_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (hidden < 0) return fail("cannot open", hidden_dir);
+    for (int i = 0; i < nsteps; i++)
+        if (is(&steps[i], "file", 2) && write_file(hidden, steps[i].argv[0], steps[i].argv[1], 0644) < 0)
+            return fail("cannot write", steps[i].argv[0]);
+    char marker[64];
+    snprintf(marker, sizeof marker, "live-%s", token);
+    if (write_file(hidden, marker, "", 0644) < 0) return fail("cannot write the marker", marker);
+    close(hidden);
+    close(root);
+    return OK;
+}
+
+static void close_from(int low) {
+    if (syscall(SYS_close_range, low, ~0U, 0) == 0) return;
+    for (int fd = low; fd < 65536; fd++) close(fd);
+}
+
+static void default_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+}
+
+/* K: build, say so on `word` (and end `settled`), then wait until the brain lets go (`anchor`). */
+static void anchor(int word, int settled, int anchor, const char *token) {
+    default_signals();
+    char text[32];
+    if (build(token) != OK) _exit(FAILED);
+    int n = snprintf(text, sizeof text, "ok %d\n", (int)getpid());
+    if (write(word, text, n) != n) _exit(FAILED);
+    close(settled);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3; fd++) dup2(null >= 0 ? null : anchor, fd);
+    if (anchor != 3) dup2(anchor, 3);
+    close_from(4);
+    for (;;) { /* until the brain lets go: end of file */
+        ssize_t got = read(3, text, sizeof text);
+        if (got == 0 || (got < 0 && errno != EINTR)) _exit(OK);
+    }
+}
+
+/* B: fork K, then become the brain (Python), K's parent, once K has built: the brain's start
+ * would otherwise take the CPU the build needs. */
+static void brain(int word, int anchor_r, int anchor_w, const char *token) {
+    int settled[2];
+    if (pipe2(settled, O_CLOEXEC) < 0) _exit(FAILED);
+    pid_t k = fork();
+    if (k == 0) {
+        close(anchor_w);
+        close(settled[0]);
+        anchor(word, settled[1], anchor_r, token);
+    }
+    close(word);
+    close(anchor_r);
+    close(settled[1]);
+    char byte;
+    while (read(settled[0], &byte, 1) < 0 && errno == EINTR) continue;
+    if (k < 0 || waitpid(k, NULL, WNOHANG) != 0) _exit(FAILED); /* K failed: nothing to watch */
+    const struct step *b = NULL;
+    for (int i = 0; i < nsteps; i++)
+        if (strcmp(steps[i].name, "brain") == 0) b = &steps[i];
+    if (k < 0 || !b || b->argc < 1) _exit(FAILED);
+    char pid[16], fd[16];
+    snprintf(pid, sizeof pid, "%d", (int)k);
+    snprintf(fd, sizeof fd, "%d", 3);
+    char **argv = calloc(b->argc + 4, sizeof *argv);
+    memcpy(argv, b->argv, b->argc * sizeof *argv);
+    argv[b->argc] = pid;
+    argv[b->argc + 1] = (char *)token;
+    argv[b->argc + 2] = fd;
+    int dir = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int log = dir < 0 ? -1 : openat(dir, "holder.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    dup2(null, 0);
+    dup2(log >= 0 ? log : null, 1);
+    dup2(log >= 0 ? log : null, 2);
+    dup2(anchor_w, 3);
+    close_from(4);
+    default_signals();
+    signal(SIGHUP, SIG_IGN);
+    if (chdir("/") < 0) _exit(FAILED); /* the caller's directory may be removed meanwhile */
+    execv(argv[0], argv);
+    _exit(127); /* K sees the pipe close and ends: the namespaces end with the program */
+}
+
+/* -- the starter ------------------------------------------------------------------------------- */
+
+static int live(const char *record) {
+    char path[4096];
+    int pid;
+    char token[64];
+    FILE *f = fopen(record, "re");
+    if (!f) return 0;
+    int n = fscanf(f, "%d %63s", &pid, token);
+    fclose(f);
+    if (n != 2) return 0;
+    snprintf(path, sizeof path, "/proc/%d/root%s/live-%s", pid, hidden_dir, token);
+    return access(path, F_OK) == 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) return fprintf(stderr, "usage: starter START_FILE\n"), FAILED;
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    while (null >= 0 && null < 3) null = open("/dev/null", O_RDWR | O_CLOEXEC); /* no pipe of ours on 0-2 */
+    close(null);
+    if (load(argv[1]) != OK || !fresh()) return STALE;
+    char lock[4096], record[4096], tmp[4096];
+    snprintf(lock, sizeof lock, "%s/lock", state_dir);
+    snprintf(record, sizeof record, "%s/holder", state_dir);
+    snprintf(tmp, sizeof tmp, "%s/holder.tmp", state_dir);
+    int lock_fd = open(lock, O_RDWR | O_CLOEXEC);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0) return fail("cannot lock", lock);
+    if (live(record)) return OK; /* started meanwhile */
+    unsigned char raw[8];
+    char token[17];
+    if (getrandom(raw, sizeof raw, 0) != sizeof raw) return fail("no random token", NULL);
+    for (int i = 0; i < 8; i++) sprintf(token + 2 * i, "%02x", raw[i]);
+    int word[2], hold[2];
+    if (pipe2(word, O_CLOEXEC) < 0 || pipe(hold) < 0) return fail("cannot make pipes", NULL);
+    pid_t a = fork();
+    if (a == 0) {
+        close(lock_fd); /* a copy would keep the env locked for as long as K lives */
+        close(word[0]);
+        setsid();
+        if (fork() == 0) brain(word[1], hold[0], hold[1], token);
+        _exit(OK);
+    }
+    close(word[1]);
+    close(hold[0]);
+    close(hold[1]);
+    if (a < 0) return fail("cannot fork", NULL);
+    waitpid(a, NULL, 0);
+    char said[32] = "";
+    ssize_t n = read(word[0], said, sizeof said - 1);
+    int k;
+    if (n <= 3 || sscanf(said, "ok %d", &k) != 1) return FAILED; /* K said why, on stderr */
+    char text[96];
+    snprintf(text, sizeof text, "%d %s\n", k, token);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) || close(fd) < 0 || rename(tmp, record) < 0) {
+        kill(k, SIGKILL); /* unrecorded, it would let another start mount the same layers */
+        return fail("cannot record the holder in", record);
+    }
+    return OK;
+}

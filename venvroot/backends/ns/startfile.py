@@ -1,0 +1,168 @@
+"""The start file: the steps the Python starter takes, written down for the compiled one (starter.c).
+
+A shim whose environment is not running starts it. Python alone starts slower than a whole
+bubblewrap run, so where venvroot was built with its compiled starter, the shims' sh fragment runs
+that first (fastpath.py). It replays ``state/start`` when nothing the steps were made from has
+changed since: venvroot.cfg, the env's bin directory (the interpreters bound over shims), the
+interpreter list, the generated passwd/group, the host view's plan and the host's mounts it depends
+on (hostview.fingerprint). Otherwise, or on any error, it exits having changed nothing and the
+shim takes the Python path, whose start (coldstart.py) writes the file afresh.
+
+Format: NUL-terminated tokens; each step is ``NAME COUNT ARG...``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .layout import CFG_SOURCE, State
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...envconfig import EnvConfig
+    from ...ns.sandbox import Spec
+
+STARTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "starter")
+HEADER = "venvroot-start 1"
+DISABLE = "VENVROOT_NO_STARTER"  # set (non-empty) at create: the shims never use the compiled starter
+
+
+def available() -> bool:
+    """Whether this installation has the compiled starter (built with the package when a C compiler
+    was there) and it is not turned off."""
+    return not os.environ.get(DISABLE) and os.access(STARTER, os.X_OK)
+
+
+def path(state: State) -> str:
+    return state.base + "/start"
+
+
+def _ident(name: str) -> str:
+    """What starter.c compares: inode, mtime in ns and size; "-" for a missing file."""
+    try:
+        st = os.lstat(name)
+    except FileNotFoundError:
+        return "-"
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple[str, ...]] | None:
+    """The steps of ``spec``'s start, or None when it needs something only the Python starter does."""
+    from ...ns import sandbox
+    from .coldstart import BRAIN
+
+    out: list[tuple[str, ...]] = [
+        ("euid", str(os.geteuid())),
+        ("state", state.base),
+        ("hidden", state.hidden),
+    ]
+    depends = [f"{cfg.env_dir}/venvroot.cfg", f"{cfg.env_dir}/bin", state.python, state.plan]
+    depends += [f"{state.base}/passwd", f"{state.base}/group"]
+    out.extend(("check", name, _ident(name)) for name in depends)
+    if (cfg.get(CFG_SOURCE) or "host") == "host":
+        out.extend(_host_view(state))
+    if spec.pid or spec.net:
+        return None
+    if spec.userns:
+        out.append(("userns", str(os.geteuid() if spec.uid is None else spec.uid),
+                    str(os.getegid() if spec.gid is None else spec.gid)))  # fmt: skip
+    mounts = spec.mounts
+    if mounts and mounts[0].dest == "/":
+        first, mounts = mounts[0], mounts[1:]
+        if first.kind != "overlay" or first.readonly:
+            return None
+        out.append(("root-overlay", spec.root, _overlay_options(spec, first.options)))
+    else:
+        out.append(("root-bind", spec.root))
+    together = 0
+    for i, m in enumerate(mounts):
+        if spec.overlays_together and together == 0:
+            together = sandbox._independent_overlays(mounts, i)  # as sandbox.py runs them
+            if together >= sandbox._TOGETHER_FROM:
+                out.append(("together", str(together)))
+            else:
+                together = 0
+        together = max(0, together - 1)
+        flags = ("r" if m.recursive else "") + ("?" if m.optional else "")
+        if m.kind == "bind":
+            source = m.source or ""
+            flags += ("o" if m.readonly else "") + ("" if os.path.isdir(source) else "f")
+            out.append(("mount", "bind", source, m.dest, "", flags))
+        elif m.kind == "proc":  # no PID namespace: the host's, bound (as sandbox.py does)
+            out.append(("mount", "bind", "/proc", m.dest, "", "r" + flags + ("o" if m.readonly else "")))
+        elif m.kind == "overlay":
+            out.append(("mount", "overlay", "", m.dest, _overlay_options(spec, m.options), flags))
+        elif m.kind == "tmpfs" and not m.readonly:
+            out.append(("mount", "tmpfs", "", m.dest, m.options, flags))
+        else:
+            return None
+    if spec.hostname:
+        if "." in spec.hostname:  # a domain name too: the Python starter's
+            return None
+        out.append(("hostname", spec.hostname))
+    out.append(("file", "shim.sh", fragment))
+    from .fastpath import ENTRY
+
+    out.append(("brain", sys.executable, "-I", "-S", ENTRY, BRAIN, cfg.env_dir))
+    return out
+
+
+def _overlay_options(spec: Spec, options: str) -> str:
+    if spec.userns and "userxattr" not in options.split(","):
+        options += ",userxattr"  # as sandbox.py adds it
+    return options
+
+
+def _host_view(state: State) -> list[tuple[str, ...]]:
+    """What the host view's plan depends on, as starter.c reads it again (hostview.fingerprint)."""
+    from . import hostview
+
+    plan = hostview.current_plan(state)
+    trees = [_escape(e["dest"]) for e in plan["entries"] if e["kind"] == "rbind"]
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
+        for line in handle:
+            fields = line.split(" ", 5)
+            if len(fields) >= 5 and not any(hostview._under(fields[4], t) and fields[4] != t for t in trees):
+                points.append(fields[4])
+    out: list[tuple[str, ...]] = [("bound-trees", *trees), ("host-mounts", *points)]
+    for entry in plan["entries"]:
+        if entry["kind"] == "skeleton":
+            dest = entry["dest"]
+            try:
+                out.append(("listing", dest, dest + ":" + "/".join(sorted(os.listdir(dest)))))
+            except OSError:
+                out.append(("listing", dest, dest + ":?"))
+    return out
+
+
+def _escape(text: str) -> str:
+    """As mountinfo writes a path."""
+    for char in "\\ \t\n":
+        text = text.replace(char, f"\\{ord(char):03o}")
+    return text
+
+
+def write(state: State, found: list[tuple[str, ...]] | None) -> None:
+    """Write the start file (atomically), or remove it when the start cannot be replayed."""
+    target = path(state)
+    if found is None:
+        try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
+            os.unlink(target)
+        except FileNotFoundError:
+            pass
+        return
+    tokens = [HEADER]
+    for name, *args in found:
+        tokens += [name, str(len(args)), *args]
+    data = b"".join(t.encode("utf-8", "surrogateescape") + b"\0" for t in tokens)
+    if b"\0" in b"".join(t.encode("utf-8", "surrogateescape") for t in tokens):
+        return write(state, None)  # a NUL in a path or option: not representable
+    tmp = target + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
