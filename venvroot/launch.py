@@ -12,12 +12,14 @@ import sys
 from . import envconfig
 from .errors import VenvrootError
 
+BRAIN = "--brain"  # entry.py ENV... as the brain of a compiled ns start (backends/ns/brain.py)
+
 
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["--manage"] and len(argv) >= 3:
             return manage(argv[1], argv[2], argv[3:])
-        if argv[:1] == ["--brain"] and len(argv) == 5:  # the compiled starter's (backends/ns/brain.py)
+        if argv[:1] == [BRAIN] and len(argv) == 5:
             from .backends.ns.brain import main as brain
 
             return brain(*argv[1:])

@@ -19,7 +19,7 @@ import select
 
 from ... import envconfig
 from .coldstart import holder_facts
-from .holder import Lock, Place, _forget_record, _remove, _say, recorded, run_inside, watch
+from .holder import Lock, Place, give_up, recorded, run_inside, watch
 from .layout import State
 
 try:
@@ -66,14 +66,14 @@ def main(env_dir: str, anchor_pid: str, token: str, hold: str) -> int:
             if mine:
                 facts = holder_facts(envconfig.read(env_dir))
                 shells_fd = os.open("shells", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=state_fd)
-                place = Outside(anchor, facts)
+                try:
+                    place = Outside(anchor, facts)
+                except OSError:  # K has ended already (the env was stopped): nothing to watch
+                    return 0
                 try:
                     watch(state_fd, lock.fd, shells_fd, token, facts, place)
                 except BaseException as exc:
-                    _say(2, f"venvroot: the holder ended: {type(exc).__name__}: {exc}\n")
-                    fcntl.flock(lock.fd, fcntl.LOCK_EX)
-                    _remove(place.marker(token), place.hidden_fd)
-                    _forget_record(state_fd, token)
+                    give_up(state_fd, lock.fd, token, place, exc)
     finally:
         os.close(hold_fd)
         with contextlib.suppress(ChildProcessError):  # or reaped on the way (holder.terminate)

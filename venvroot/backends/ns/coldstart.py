@@ -39,8 +39,6 @@ try:  # the C half of the signal module (``signal`` imports enum)
 except ImportError:  # pragma: no cover
     import signal as _sig  # type: ignore[no-redef]
 
-BRAIN = "--brain"  # entry.py's argument for the brain of a compiled start (brain.py)
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -108,10 +108,10 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     path = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
     start = "_vr_live || return 0\n"
     if startfile.available():
-        plan = q(startfile.path(state))
+        steps = q(startfile.path(state))
         start = f"""\
 # Not running: the compiled starter starts it when it can (startfile.py), else the Python path does.
-_vr_live || {{ [ -e {plan} ] && {q(startfile.STARTER)} {plan} 2>/dev/null && _vr_live; }} || return 0
+_vr_live || {{ [ -e {steps} ] && {q(startfile.STARTER)} {steps} 2>/dev/null && _vr_live; }} || return 0
 """
     return f"""\
 # venvroot ns: the shims' fast way into the running environment {cfg.env_dir}.

@@ -212,12 +212,17 @@ def serve(state_fd: int, token: str, facts: dict) -> None:
             watch(state_fd, lock_fd, shells_fd, token, facts, place)
         except BaseException as exc:
             code = 1
-            _say(2, f"venvroot: the holder ended: {type(exc).__name__}: {exc}\n")
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            _remove(place.marker(token), place.hidden_fd)
-            _forget_record(state_fd, token)
+            give_up(state_fd, lock_fd, token, place, exc)
     finally:
         os._exit(code)
+
+
+def give_up(state_fd: int, lock_fd: int, token: str, place: Place, exc: BaseException) -> None:
+    """After a failed watch: say why in the log, and close the env to newcomers (marker, record)."""
+    _say(2, f"venvroot: the holder ended: {type(exc).__name__}: {exc}\n")
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    _remove(place.marker(token), place.hidden_fd)
+    _forget_record(state_fd, token)
 
 
 class Place:

@@ -125,15 +125,28 @@ def fingerprint(entries: list[dict], table: list[tuple[str, str]]) -> list[str]:
     """What the plan depends on: the host's mount points (but those inside a tree bound whole,
     such as a container engine's, which come and go) and the skeleton directories' entries. Kept
     whole in the plan, not hashed: comparing is exact, and cheaper than hashing in Python."""
-    bound = [e["dest"] for e in entries if e["kind"] == "rbind"]
-    parts = [p for p, _ in table if not any(_under(p, tree) and p != tree for tree in bound)]
+    return [p for p, _ in table if not bound_below(p, entries)] + listings(entries)
+
+
+def bound_trees(entries: list[dict]) -> list[str]:
+    return [e["dest"] for e in entries if e["kind"] == "rbind"]
+
+
+def bound_below(point: str, entries: list[dict]) -> bool:
+    """Whether the mount point ``point`` lies inside (not at) a tree the plan binds whole."""
+    return any(_under(point, tree) and point != tree for tree in bound_trees(entries))
+
+
+def listings(entries: list[dict]) -> list[str]:
+    """``DIR:NAME/NAME...`` (sorted) of each skeleton directory, ``DIR:?`` for an unreadable one."""
+    out = []
     for entry in entries:
         if entry["kind"] == "skeleton":
             try:
-                parts.append(entry["dest"] + ":" + "/".join(sorted(os.listdir(entry["dest"]))))
+                out.append(entry["dest"] + ":" + "/".join(sorted(os.listdir(entry["dest"]))))
             except OSError:
-                parts.append(entry["dest"] + ":?")
-    return parts
+                out.append(entry["dest"] + ":?")
+    return out
 
 
 def build_skeleton(state: State, entries: list[dict]) -> None:

@@ -49,8 +49,8 @@ def _ident(name: str) -> str:
 
 def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple[str, ...]] | None:
     """The steps of ``spec``'s start, or None when it needs something only the Python starter does."""
+    from ...launch import BRAIN
     from ...ns import sandbox
-    from .coldstart import BRAIN
 
     out: list[tuple[str, ...]] = [
         ("euid", str(os.geteuid())),
@@ -115,25 +115,18 @@ def _overlay_options(spec: Spec, options: str) -> str:
 
 
 def _host_view(state: State) -> list[tuple[str, ...]]:
-    """What the host view's plan depends on, as starter.c reads it again (hostview.fingerprint)."""
+    """What the host view's plan depends on (hostview.fingerprint), as starter.c reads it again:
+    mount points as mountinfo escapes them."""
+    from ...hostmounts import mount_table
     from . import hostview
 
-    plan = hostview.current_plan(state)
-    trees = [_escape(e["dest"]) for e in plan["entries"] if e["kind"] == "rbind"]
-    points = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
-        for line in handle:
-            fields = line.split(" ", 5)
-            if len(fields) >= 5 and not any(hostview._under(fields[4], t) and fields[4] != t for t in trees):
-                points.append(fields[4])
-    out: list[tuple[str, ...]] = [("bound-trees", *trees), ("host-mounts", *points)]
-    for entry in plan["entries"]:
-        if entry["kind"] == "skeleton":
-            dest = entry["dest"]
-            try:
-                out.append(("listing", dest, dest + ":" + "/".join(sorted(os.listdir(dest)))))
-            except OSError:
-                out.append(("listing", dest, dest + ":?"))
+    entries = hostview.current_plan(state)["entries"]
+    points = [_escape(p) for p, _ in mount_table() if not hostview.bound_below(p, entries)]
+    out: list[tuple[str, ...]] = [
+        ("bound-trees", *map(_escape, hostview.bound_trees(entries))),
+        ("host-mounts", *points),
+    ]
+    out.extend(("listing", text.rpartition(":")[0], text) for text in hostview.listings(entries))
     return out
 
 
@@ -156,9 +149,10 @@ def write(state: State, found: list[tuple[str, ...]] | None) -> None:
     tokens = [HEADER]
     for name, *args in found:
         tokens += [name, str(len(args)), *args]
-    data = b"".join(t.encode("utf-8", "surrogateescape") + b"\0" for t in tokens)
-    if b"\0" in b"".join(t.encode("utf-8", "surrogateescape") for t in tokens):
+    encoded = [t.encode("utf-8", "surrogateescape") for t in tokens]
+    if any(b"\0" in t for t in encoded):
         return write(state, None)  # a NUL in a path or option: not representable
+    data = b"".join(t + b"\0" for t in encoded)
     tmp = target + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
