@@ -62,6 +62,19 @@ def exe(pid: int) -> str:
     return os.readlink(f"/proc/{pid}/exe")
 
 
+def anchors_of(env: Path) -> list[int]:
+    """Live starter processes of ``env`` in a mount namespace of their own (K, not A or B)."""
+    here = os.stat("/proc/self/ns/mnt").st_ino
+    found = []
+    for pid in processes_with(str(start_file(env))):
+        try:
+            if os.stat(f"/proc/{pid}/ns/mnt").st_ino != here:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def brain_of(env: Path) -> list[int]:
     return processes_with(f"--brain {env} ")
 
@@ -141,6 +154,9 @@ def test_a_failing_compiled_start_falls_back_and_leaves_nothing(
     (env / ".venvroot" / "ns" / "upper" / "r").rmdir()  # a mount point the Python starter makes again
     failed = project.run([starter, start_file(env)])
     assert failed.returncode == 1 and "/r" in failed.stderr
+    # Its process in the half-built namespaces is gone (the starter waits for that before it
+    # returns, so that the Python start that follows never mounts the same writable layers twice).
+    assert anchors_of(env) == []
     assert record(env) is None
     assert wait_for(lambda: in_environment(env) == [] and not brain_of(env), 5)
     assert host_mounts_mention(env) == []

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -43,6 +44,12 @@
 
 #ifndef SYS_openat2
 #define SYS_openat2 437
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
@@ -355,13 +362,13 @@ static void default_signals(void) {
     for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
 }
 
-/* K: build, say so on `word` (and end `settled`), then wait until the brain lets go (`anchor`). */
+/* K: say who it is on `word`, build, say "ok" (and end `settled`), then wait until the brain
+ * lets go (`anchor`). */
 static void anchor(int word, int settled, int anchor, const char *token) {
     default_signals();
     char text[32];
-    if (build(token) != OK) _exit(FAILED);
-    int n = snprintf(text, sizeof text, "ok %d\n", (int)getpid());
-    if (write(word, text, n) != n) _exit(FAILED);
+    int n = snprintf(text, sizeof text, "K %d\n", (int)getpid());
+    if (write(word, text, n) != n || build(token) != OK || write(word, "ok\n", 3) != 3) _exit(FAILED);
     close(settled);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     for (int fd = 0; fd < 3; fd++) dup2(null >= 0 ? null : anchor, fd);
@@ -419,6 +426,15 @@ static void brain(int word, int anchor_r, int anchor_w, const char *token) {
 
 /* -- the starter ------------------------------------------------------------------------------- */
 
+/* Wait until the process `pid` (not a child) has ended, its namespaces and mounts with it. */
+static void gone(pid_t pid) {
+    int fd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (fd < 0) return; /* no such process: gone already */
+    struct pollfd p = {fd, POLLIN, 0};
+    while (poll(&p, 1, 5000) < 0 && errno == EINTR) continue;
+    close(fd);
+}
+
 static int live(const char *record) {
     char path[4096];
     int pid;
@@ -464,16 +480,28 @@ int main(int argc, char **argv) {
     close(hold[1]);
     if (a < 0) return fail("cannot fork", NULL);
     waitpid(a, NULL, 0);
-    char said[32] = "";
-    ssize_t n = read(word[0], said, sizeof said - 1);
-    int k;
-    if (n <= 3 || sscanf(said, "ok %d", &k) != 1) return FAILED; /* K said why, on stderr */
+    char said[64] = "";
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof said - 1 && !strstr(said, "ok\n")) {
+        if ((n = read(word[0], said + got, sizeof said - 1 - got)) > 0)
+            got += n;
+        else if (n == 0 || errno != EINTR)
+            break; /* K has ended */
+    }
+    int k = 0;
+    if (sscanf(said, "K %d", &k) != 1 || !strstr(said, "ok\n")) {
+        gone(k); /* K said why, on stderr; its mounts must be gone before the Python start mounts */
+        return FAILED;
+    }
     char text[96];
     snprintf(text, sizeof text, "%d %s\n", k, token);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) || close(fd) < 0 || rename(tmp, record) < 0) {
+        fail("cannot record the holder in", record);
         kill(k, SIGKILL); /* unrecorded, it would let another start mount the same layers */
-        return fail("cannot record the holder in", record);
+        gone(k);
+        return FAILED;
     }
     return OK;
 }
