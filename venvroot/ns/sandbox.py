@@ -247,7 +247,7 @@ def _mount_together(spec: Spec, root_fd: int, batch: Sequence[Mount], created: l
 
     helpers = []
     threads_before = _thread_count()
-    for _ in range(max(1, min(3, (os.cpu_count() or 2) - 1))):
+    for _ in range(min(3, len(batch) - 1)):  # more threads than CPUs still help: a mount also waits
         done = _thread.allocate_lock()
         done.acquire()
         try:

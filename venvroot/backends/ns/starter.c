@@ -293,10 +293,9 @@ static int mount_together(int root, const struct step *first, int count) {
     for (int i = 0; i < count; i++)
         if (!is(&first[i], "mount", 5)) return errno = EINVAL, fail("not a mount in a run of mounts", first[i].name);
     struct run r = {root, first, count, 0, 0};
-    pthread_t helpers[3];
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = 0, wanted = cpus > 4 ? 3 : (int)cpus - 1;
-    while (n < wanted && pthread_create(&helpers[n], NULL, drain, &r) == 0) n++;
+    pthread_t helpers[3]; /* more threads than CPUs still help: an overlay mount also waits */
+    int n = 0;
+    while (n < 3 && n < count - 1 && pthread_create(&helpers[n], NULL, drain, &r) == 0) n++;
     drain(&r);
     while (n--) pthread_join(helpers[n], NULL);
     return atomic_load(&r.failed) ? FAILED : OK;
