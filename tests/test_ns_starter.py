@@ -190,10 +190,14 @@ def test_the_brain_runs_the_hooks_when_the_last_shell_dies(
 def test_turned_off_the_starter_is_never_used(project: Project, bb_root: Path, starter: str) -> None:
     project.environ["VENVROOT_NO_STARTER"] = "1"
     env = project.create("env", "--root", bb_root, "--link", "sh")
-    assert starter not in (env / ".venvroot" / "shim.sh").read_text()
+    fragment = (env / ".venvroot" / "shim.sh").read_text()
+    assert starter not in fragment and "nsenter" in fragment  # nsenter joins instead
     for _ in range(2):
         assert shim(project, env, "sh", "-c", "echo ok").stdout == "ok\n"
         found = record(env)
         assert found is not None and exe(found[0]) != starter
+        out = shim(project, env, "sh", "-c", "echo joined; cat /proc/$$/comm; pwd")
+        assert out.stdout == f"joined\nsh\n{project.path}\n", out.stderr
+        assert record(env) == found
         assert not start_file(env).exists()
         stop(project, env)

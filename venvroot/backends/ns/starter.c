@@ -1,6 +1,7 @@
 /* venvroot's compiled starter: starts an ns environment's namespaces without starting Python.
  *
  *     starter START_FILE
+ *     starter --join PID DIR IDS PROGRAM [ARG...]
  *
  * A shim whose environment is not running would otherwise start Python just to build the
  * namespaces, which alone costs more than a whole bubblewrap run. The Python starter
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <poll.h>
 #include <sys/mount.h>
@@ -447,8 +449,43 @@ static int live(const char *record) {
     return access(path, F_OK) == 0;
 }
 
+/* -- joining ------------------------------------------------------------------------------------ */
+
+/* --join PID DIR IDS PROGRAM [ARG...]: replace this process with PROGRAM in the namespaces of PID
+ * (rootless, its user namespace too), in DIR; IDS "UID:GID" (as root with --user: the
+ * supplementary groups dropped) or "-". What `nsenter -t PID [-U --preserve-credentials] -m -u -i
+ * [-S UID -G GID] -W DIR` does, without loading a dynamically linked program. */
+static int join(char **argv) {
+    static const struct { const char *name; int flag; } order[] = {
+        {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC}};
+    int fds[4];
+    char path[64];
+    struct stat theirs, ours;
+    for (int i = 0; i < 4; i++) { /* all opened first: the mount namespace hides /proc/PID */
+        snprintf(path, sizeof path, "/proc/%s/ns/%s", argv[0], order[i].name);
+        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) return fail("cannot open", path);
+    }
+    /* Root stays in its own user namespace (whatever a holder's is): it may take any ids here. */
+    int skip_user = geteuid() == 0 || (fstat(fds[0], &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 &&
+                                       theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev);
+    for (int i = skip_user; i < 4; i++)
+        if (setns(fds[i], order[i].flag) < 0) return fail("cannot join the namespace", order[i].name);
+    if (chdir(argv[1]) < 0) return fail("cannot change directory to", argv[1]);
+    unsigned uid, gid;
+    if (strcmp(argv[2], "-") != 0) {
+        if (sscanf(argv[2], "%u:%u", &uid, &gid) != 2) return errno = EINVAL, fail("bad ids", argv[2]);
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) return fail("cannot take the ids", argv[2]);
+    }
+    execv(argv[3], argv + 3);
+    int missing = errno == ENOENT || errno == ENOTDIR;
+    fprintf(stderr, "venvroot: cannot run '%s' inside the environment: %s\n", argv[3], strerror(errno));
+    return missing ? 127 : 126;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) return fprintf(stderr, "usage: starter START_FILE\n"), FAILED;
+    if (argc >= 6 && strcmp(argv[1], "--join") == 0) return join(argv + 2);
+    if (argc != 2) return fprintf(stderr, "usage: starter START_FILE | --join PID DIR IDS PROGRAM [ARG...]\n"), FAILED;
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     while (null >= 0 && null < 3) null = open("/dev/null", O_RDWR | O_CLOEXEC); /* no pipe of ours on 0-2 */
     close(null);
