@@ -16,7 +16,7 @@
  *        │                       activated shells, hooks; ends K when the env may end
  *        └── waits for K's word, records K as the env's holder under the env's lock, exits
  *
- * K anchors the namespaces: it is what the record names, and what shims enter with nsenter. It
+ * K anchors the namespaces: it is what the record names, and what shims join (--join). It
  * ends when the brain closes the pipe it waits on (or is killed by `venvroot` stopping the env).
  * The brain is K's parent, so K is reaped the moment it ends.
  *
@@ -24,19 +24,19 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
 #include <sys/file.h>
-#include <poll.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -81,7 +81,7 @@ static int nsteps;
 static const char *state_dir, *hidden_dir;
 
 static int fail(const char *what, const char *detail) {
-    fprintf(stderr, "venvroot starter: %s%s%s: %s\n", what, detail ? " " : "", detail ? detail : "",
+    fprintf(stderr, "venvroot: %s%s%s: %s\n", what, detail ? " " : "", detail ? detail : "",
             strerror(errno));
     return FAILED;
 }
@@ -252,7 +252,7 @@ static int mount_step(int root, char **a) {
     int r;
     if (strcmp(kind, "bind") == 0) {
         if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode) == (strchr(flags, 'f') != NULL))
-            return close(fd), optional ? 0 : (errno = ENOTDIR, fail("mount point of the wrong type", dest));
+            return close(fd), errno = ENOTDIR, fail("mount point of the wrong type", dest); /* as sandbox.py */
         r = mount(source, target, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL);
     } else if (strcmp(kind, "overlay") == 0) {
         r = mount("overlay", target, "overlay", 0, options);
@@ -276,7 +276,7 @@ static int mount_step(int root, char **a) {
 }
 
 /* A run of overlays none of which holds another: most of an overlay mount is the kernel setting
- * up its filesystem, which runs beside another one on another CPU. */
+ * up its filesystem, which runs beside another one (on another CPU, or while that one waits). */
 struct run {
     int root;
     const struct step *first;
