@@ -118,10 +118,26 @@ def creation(tmp: Path, root: Path, runs: int) -> None:
     show("1. creating an environment", medians, ["python -m venv --without-pip", "virtualenv --no-seed"])
 
 
-def shims(tmp: Path, root: Path, runs: int) -> None:
+def ended(env: Path) -> Callable[[], None]:
+    """Stop ``env``'s namespaces and wait until they are gone: a real cold start comes seconds
+    after the last use, not while the kernel may still be tearing the last ones down (dozens of
+    overlays for the host view)."""
     from venvroot.backends.ns import holder
-    from venvroot.backends.ns.layout import State
+    from venvroot.backends.ns.layout import State, read_holder
 
+    def stop() -> None:
+        state = State(str(env))
+        found = read_holder(state)
+        holder.stop(state)
+        deadline = time.monotonic() + 5
+        # The holder's process is reaped only once its exit has released the mounts.
+        while found is not None and os.path.exists(f"/proc/{found[0]}") and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    return stop
+
+
+def shims(tmp: Path, root: Path, runs: int) -> None:
     project = tmp / "shims"
     project.mkdir()
     envs = {}
@@ -170,15 +186,9 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
         "python -I -S -c pass (a cold shim's interpreter alone)": quiet([PY, "-I", "-S", "-c", "pass"]),
     }
     stops = {
-        "shim true, busybox root, outside (cold: builds them)": lambda: holder.stop(
-            State(str(envs["bb-outside"]))
-        ),
-        "shim true, host view, outside (cold: builds them)": lambda: holder.stop(
-            State(str(envs["host-outside"]))
-        ),
-        "shim true, busybox root, cold, Python starter (no compiler)": lambda: holder.stop(
-            State(str(envs["bb-python"]))
-        ),
+        "shim true, busybox root, outside (cold: builds them)": ended(envs["bb-outside"]),
+        "shim true, host view, outside (cold: builds them)": ended(envs["host-outside"]),
+        "shim true, busybox root, cold, Python starter (no compiler)": ended(envs["bb-python"]),
     }
     medians.update(round_robin(cold, max(10, runs // 2), setup=stops))
     for name in ("bb-session", "host-session"):
