@@ -177,8 +177,8 @@ def build(spec: Spec) -> tuple[list[paths.Created], int]:
     try:
         i = 0
         while i < len(mounts):
-            run = _independent_overlays(mounts, i) if spec.overlays_together else 1
-            if run >= _TOGETHER_FROM:
+            run = independent_overlays(mounts, i) if spec.overlays_together else 1
+            if run >= TOGETHER_FROM:
                 _mount_together(spec, root_fd, mounts[i : i + run], created)
             else:
                 run = 1
@@ -201,10 +201,10 @@ def build(spec: Spec) -> tuple[list[paths.Created], int]:
     return created, root_fd
 
 
-_TOGETHER_FROM = 4  # fewer overlays than this are not worth a thread
+TOGETHER_FROM = 4  # fewer overlays than this are not worth a thread
 
 
-def _independent_overlays(mounts: Sequence[Mount], start: int) -> int:
+def independent_overlays(mounts: Sequence[Mount], start: int) -> int:
     """How many overlays from ``start`` on have destinations none of which holds another."""
     dests: list[str] = []
     for m in mounts[start:]:
@@ -361,14 +361,19 @@ def _mount(spec: Spec, m: Mount, target: str) -> None:
                 pass
         syscalls.mount("/sys", target, None, syscalls.MS_BIND | syscalls.MS_REC)
     elif m.kind == "overlay":
-        options = m.options
-        if spec.userns and "userxattr" not in options.split(","):
-            options += ",userxattr"  # trusted.* xattrs are out of reach in a user namespace
-        syscalls.mount("overlay", target, "overlay", 0, options)
+        syscalls.mount("overlay", target, "overlay", 0, overlay_options(m.options, spec.userns))
     elif m.kind == "dev":
         syscalls.mount("tmpfs", target, "tmpfs", syscalls.MS_NOSUID, "mode=0755")  # see _fill_dev
     else:  # pragma: no cover - Mount validates kinds
         raise ChrootError(f"unknown mount kind {m.kind}")
+
+
+def overlay_options(options: str, userns: bool) -> str:
+    """An overlay's mount options as mounted here: in a user namespace with ``userxattr``, since
+    trusted.* xattrs are out of reach there."""
+    if userns and "userxattr" not in options.split(","):
+        options += ",userxattr"
+    return options
 
 
 _DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")

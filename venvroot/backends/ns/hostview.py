@@ -215,10 +215,14 @@ def probe(state: State, entries: list[dict]) -> set[str]:
             for dest in overlays:
                 upper, work = state.layer(dest)
                 options = f"lowerdir={_esc(dest)},upperdir={_esc(upper)},workdir={_esc(work)}"
-                if spec.userns:
-                    options += ",userxattr"
                 try:
-                    syscalls.mount("overlay", state.root + dest, "overlay", 0, options)
+                    syscalls.mount(
+                        "overlay",
+                        state.root + dest,
+                        "overlay",
+                        0,
+                        sandbox.overlay_options(options, spec.userns),
+                    )
                 except OSError:
                     refused.append(dest)
             os.write(write_fd, "\0".join(refused).encode("utf-8", "surrogateescape"))

@@ -51,6 +51,7 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
     """The steps of ``spec``'s start, or None when it needs something only the Python starter does."""
     from ...launch import BRAIN
     from ...ns import sandbox
+    from .fastpath import ENTRY
 
     out: list[tuple[str, ...]] = [
         ("euid", str(os.geteuid())),
@@ -72,14 +73,14 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
         first, mounts = mounts[0], mounts[1:]
         if first.kind != "overlay" or first.readonly:
             return None
-        out.append(("root-overlay", spec.root, _overlay_options(spec, first.options)))
+        out.append(("root-overlay", spec.root, sandbox.overlay_options(first.options, spec.userns)))
     else:
         out.append(("root-bind", spec.root))
     together = 0
     for i, m in enumerate(mounts):
         if spec.overlays_together and together == 0:
-            together = sandbox._independent_overlays(mounts, i)  # as sandbox.py runs them
-            if together >= sandbox._TOGETHER_FROM:
+            together = sandbox.independent_overlays(mounts, i)  # as sandbox.py runs them
+            if together >= sandbox.TOGETHER_FROM:
                 out.append(("together", str(together)))
             else:
                 together = 0
@@ -89,10 +90,12 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
             source = m.source or ""
             flags += ("o" if m.readonly else "") + ("" if os.path.isdir(source) else "f")
             out.append(("mount", "bind", source, m.dest, "", flags))
-        elif m.kind == "proc":  # no PID namespace: the host's, bound (as sandbox.py does)
-            out.append(("mount", "bind", "/proc", m.dest, "", "r" + flags + ("o" if m.readonly else "")))
+        elif m.kind == "proc" and not m.readonly:  # no PID namespace: the host's, bound (sandbox.py)
+            out.append(("mount", "bind", "/proc", m.dest, "", "r" + flags))
         elif m.kind == "overlay":
-            out.append(("mount", "overlay", "", m.dest, _overlay_options(spec, m.options), flags))
+            out.append(
+                ("mount", "overlay", "", m.dest, sandbox.overlay_options(m.options, spec.userns), flags)
+            )
         elif m.kind == "tmpfs" and not m.readonly:
             out.append(("mount", "tmpfs", "", m.dest, m.options, flags))
         else:
@@ -102,16 +105,8 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
             return None
         out.append(("hostname", spec.hostname))
     out.append(("file", "shim.sh", fragment))
-    from .fastpath import ENTRY
-
     out.append(("brain", sys.executable, "-I", "-S", ENTRY, BRAIN, cfg.env_dir))
     return out
-
-
-def _overlay_options(spec: Spec, options: str) -> str:
-    if spec.userns and "userxattr" not in options.split(","):
-        options += ",userxattr"  # as sandbox.py adds it
-    return options
 
 
 def _host_view(state: State) -> list[tuple[str, ...]]:
