@@ -122,6 +122,20 @@ def test_a_stale_start_file_is_left_to_the_python_starter(
     assert shim(project, env, "sh", "-c", "true").returncode == 0
     found = record(env)
     assert found is not None and exe(found[0]) == starter
+    stop(project, env)
+    # Nor is a start whose brain could not run (venvroot moved away): it would leave K alone.
+    entry = subprocess.run(
+        [sys.executable, "-I", "-c", "import venvroot.shims.entry as e; print(e.__file__)"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    data = start_file(env).read_bytes()
+    assert f"\0{entry}\0".encode() in data
+    start_file(env).write_bytes(data.replace(entry.encode(), entry.encode() + b".gone"))
+    assert project.run([starter, start_file(env)]).returncode == 3
+    assert record(env) is None
 
 
 def test_a_host_mount_made_since_is_left_to_the_python_starter(starter: str, tmp_path: Path) -> None:

@@ -206,6 +206,8 @@ static int fresh(void) {
         if (strcmp(s->name, "bound-trees") == 0) trees = s;
         if (strcmp(s->name, "host-mounts") == 0 && !same_mounts(s, trees)) return 0;
         if (is(s, "listing", 2) && !same_listing(s->argv[0], s->argv[1])) return 0;
+        for (int j = 0; strcmp(s->name, "needs") == 0 && j < s->argc; j++) /* the brain's interpreter... */
+            if (access(s->argv[j], R_OK) < 0) return 0;
     }
     return state_dir && hidden_dir;
 }

@@ -5,8 +5,9 @@ bubblewrap run, so where venvroot was built with its compiled starter, the shims
 that first (fastpath.py). It replays ``state/start`` when nothing the steps were made from has
 changed since: venvroot.cfg, the env's bin directory (the interpreters bound over shims), the
 interpreter list, the generated passwd/group, the host view's plan and the host's mounts it depends
-on (hostview.fingerprint). Otherwise, or on any error, it exits having changed nothing and the
-shim takes the Python path, whose start (coldstart.py) writes the file afresh.
+on (hostview.fingerprint); and the brain's interpreter and entry must be there. Otherwise, or on
+any error, it exits having changed nothing and the shim takes the Python path, whose start
+(coldstart.py) writes the file afresh.
 
 Format: NUL-terminated tokens; each step is ``NAME COUNT ARG...``.
 """
@@ -105,6 +106,8 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
             return None
         out.append(("hostname", spec.hostname))
     out.append(("file", "shim.sh", fragment))
+    # Without its brain K would end at once, leaving the program in namespaces nobody holds.
+    out.append(("needs", sys.executable, ENTRY))
     out.append(("brain", sys.executable, "-I", "-S", ENTRY, BRAIN, cfg.env_dir))
     return out
 
