@@ -25,7 +25,7 @@ from ns_backend_helpers import (
     wait_for,
 )
 from ns_helpers import Who, who_fixture  # noqa: F401 - the who fixture
-from test_ns_backend_cold import parent_of, record, shim
+from test_ns_backend_cold import installed_entry, parent_of, record, shim
 
 
 @pytest.fixture(name="starter", scope="session")
@@ -124,13 +124,7 @@ def test_a_stale_start_file_is_left_to_the_python_starter(
     assert found is not None and exe(found[0]) == starter
     stop(project, env)
     # Nor is a start whose brain could not run (venvroot moved away): it would leave K alone.
-    entry = subprocess.run(
-        [sys.executable, "-I", "-c", "import venvroot.shims.entry as e; print(e.__file__)"],
-        cwd="/",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    entry = installed_entry()
     data = start_file(env).read_bytes()
     assert f"\0{entry}\0".encode() in data
     start_file(env).write_bytes(data.replace(entry.encode(), entry.encode() + b".gone"))
