@@ -306,3 +306,19 @@ def test_the_fast_path_names_nsenter_by_an_absolute_path(
         assert _which("nsenter") == real, path
     monkeypatch.setenv("PATH", "")
     assert _which("nsenter") is None
+
+
+def test_an_env_path_with_a_comma_gets_its_overlays(who: Who) -> None:
+    """Overlay options escape ',' and ':' in the probe as in the real mount, so a comma in the
+    env's path is data, not a refused overlay falling back to a read-only bind."""
+    project = Project(who)
+    try:
+        env = project.create("a,b", "--link", "sh")
+        info = project.venvroot("info", env)
+        assert info.returncode == 0, info.stderr
+        assert "the kernel refused an overlay" not in info.stdout, info.stdout
+        wrote = shim(project, env, "sh", "-c", "echo x > /etc/venvroot-comma && cat /etc/venvroot-comma")
+        assert (wrote.returncode, wrote.stdout) == (0, "x\n"), wrote.stderr
+        assert not os.path.exists("/etc/venvroot-comma")
+    finally:
+        project.close()

@@ -199,6 +199,7 @@ def probe(state: State, entries: list[dict]) -> set[str]:
     """Mount each planned overlay once, in order, in a throwaway namespace; return the directories
     whose overlay the kernel refused."""
     from venvroot.ns import runner, sandbox, syscalls
+    from venvroot.ns.mounts import Mount
 
     overlays = [e["dest"] for e in entries if e["kind"] == "overlay"]
     if not overlays:
@@ -214,7 +215,8 @@ def probe(state: State, entries: list[dict]) -> set[str]:
             syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
             for dest in overlays:
                 upper, work = state.layer(dest)
-                options = f"lowerdir={_esc(dest)},upperdir={_esc(upper)},workdir={_esc(work)}"
+                # The same escaped options as the real mount: a comma or colon in a path is data.
+                options = Mount.overlay(dest, dest, upper, work).options
                 try:
                     syscalls.mount(
                         "overlay",
@@ -236,10 +238,6 @@ def probe(state: State, entries: list[dict]) -> set[str]:
     os.waitpid(pid, 0)
     data = b"".join(chunks).decode("utf-8", "surrogateescape")
     return set(data.split("\0")) if data else set()
-
-
-def _esc(path: str) -> str:
-    return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
 
 
 def make_plan(state: State) -> dict:
@@ -295,7 +293,7 @@ def current_plan(state: State) -> dict:
 PLAN_HEADER = "venvroot-plan 1"
 
 
-def _esc(text: str) -> str:
+def _field(text: str) -> str:
     if "\\" in text or "\t" in text or "\n" in text:
         return text.replace("\\", "\\134").replace("\t", "\\011").replace("\n", "\\012")
     return text
@@ -307,9 +305,9 @@ def dump(plan: dict) -> str:
         fields = ["entry", entry["kind"], entry["dest"]]
         if "target" in entry:
             fields.append(entry["target"])
-        lines.append("\t".join(map(_esc, fields)))
-    lines.extend("fallback\t" + _esc(text) for text in plan["fallbacks"])
-    lines.extend("depends\t" + _esc(text) for text in plan["fingerprint"])
+        lines.append("\t".join(map(_field, fields)))
+    lines.extend("fallback\t" + _field(text) for text in plan["fallbacks"])
+    lines.extend("depends\t" + _field(text) for text in plan["fingerprint"])
     return "\n".join(lines) + "\n"
 
 
