@@ -444,6 +444,7 @@ def test_activate_then_deactivate_restores_everything(shell_name, spawn, workdir
     assert environ["VIRTUAL_ENV_PROMPT"] == NASTY_PROMPT
     assert "PS1" not in environ
     assert "PYTHONHOME" not in environ  # as virtualenv: it would point the env's python elsewhere
+    assert environ["PKG_CONFIG_PATH"] == f"{env}/lib/pkgconfig"
     assert sh.var("VIRTUAL_ENV") == str(env)
 
     assert sh.run("deactivate") == ""
@@ -540,6 +541,21 @@ def test_empty_and_unset_path_come_back_as_they_were(shell_name, path, spawn, wo
     assert sh.var("PATH") == (f"{env}/bin:{before_path}" if before_path else f"{env}/bin")
     sh.run("deactivate")
     assert sh.var("PATH") == before_path
+    assert sh.state() == before
+
+
+@pytest.mark.parametrize("shell_name", ALL)
+@pytest.mark.parametrize("before_value", ["/usr/share/pc:/opt/pc", "", None])
+def test_pkg_config_path_is_prepended_and_comes_back(shell_name, before_value, spawn, workdir):
+    env = make_env(workdir)
+    extra = {} if before_value is None else {"PKG_CONFIG_PATH": before_value}
+    sh = spawn(shell_name, extra=extra)
+    before = sh.state()
+    assert sh.activate(env) == (0, "")
+    ours = f"{env}/lib/pkgconfig"
+    assert sh.environ()["PKG_CONFIG_PATH"] == (f"{ours}:{before_value}" if before_value else ours)
+    sh.run("deactivate")
+    assert sh.environ().get("PKG_CONFIG_PATH") == before_value
     assert sh.state() == before
 
 

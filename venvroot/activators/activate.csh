@@ -57,13 +57,19 @@ if ($?_venvroot_deactivate) then
         set prompt = "$_OLD_VIRTUAL_PROMPT:q"
         unset _OLD_VIRTUAL_PROMPT
     endif
+    if ($?_OLD_PKG_CONFIG_PATH) then
+        setenv PKG_CONFIG_PATH "$_OLD_PKG_CONFIG_PATH:q"
+        unset _OLD_PKG_CONFIG_PATH
+    else if ($?_VENVROOT_PKG_CONFIG_PATH_WAS_UNSET) then
+        unsetenv PKG_CONFIG_PATH
+    endif
     if ($?_OLD_VIRTUAL_PYTHONHOME) then
         setenv PYTHONHOME "$_OLD_VIRTUAL_PYTHONHOME:q"
         unset _OLD_VIRTUAL_PYTHONHOME
     endif
     unsetenv VIRTUAL_ENV
     unsetenv VIRTUAL_ENV_PROMPT
-    unset _VENVROOT_ACTIVE _VENVROOT_PATH_WAS_UNSET
+    unset _VENVROOT_ACTIVE _VENVROOT_PATH_WAS_UNSET _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET
     # Forget command locations found through the old PATH. tcsh rebuilds its command hash whenever
     # PATH is set, so a second rebuild would only cost time (about 2 ms).
     if (! $?tcsh) rehash
@@ -93,6 +99,19 @@ if ($?_venvroot_activate) then
             set _VENVROOT_OLD_path = ($path:q)
         endif
         setenv PATH "$_venvroot_bin:q"
+    endif
+
+    # pkg-config run through the env finds the env's own .pc files first (as virtualenv sets it).
+    if ($?PKG_CONFIG_PATH) then
+        set _OLD_PKG_CONFIG_PATH = "$PKG_CONFIG_PATH:q"
+        if ("$PKG_CONFIG_PATH:q" == "") then
+            setenv PKG_CONFIG_PATH "${_venvroot_env:q}/lib/pkgconfig"
+        else
+            setenv PKG_CONFIG_PATH "${_venvroot_env:q}/lib/pkgconfig:${PKG_CONFIG_PATH:q}"
+        endif
+    else
+        set _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET
+        setenv PKG_CONFIG_PATH "${_venvroot_env:q}/lib/pkgconfig"
     endif
 
     if ($?PYTHONHOME) then

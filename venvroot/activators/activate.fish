@@ -28,6 +28,12 @@ function deactivate -d 'Leave the venvroot environment'
     else if set -q _VENVROOT_PATH_WAS_UNSET
         set -e PATH
     end
+    if set -q _OLD_PKG_CONFIG_PATH
+        set -gx PKG_CONFIG_PATH $_OLD_PKG_CONFIG_PATH
+        set -e _OLD_PKG_CONFIG_PATH
+    else if set -q _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET
+        set -e PKG_CONFIG_PATH
+    end
     if set -q _OLD_VIRTUAL_PYTHONHOME
         set -gx PYTHONHOME $_OLD_VIRTUAL_PYTHONHOME
         set -e _OLD_VIRTUAL_PYTHONHOME
@@ -46,6 +52,7 @@ function deactivate -d 'Leave the venvroot environment'
     set -e VIRTUAL_ENV_PROMPT
     set -e _VENVROOT_ACTIVE
     set -e _VENVROOT_PATH_WAS_UNSET
+    set -e _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET
     if test "$argv[1]" != nondestructive
         builtin functions -e deactivate
     end
@@ -63,6 +70,18 @@ else
     set -g _VENVROOT_PATH_WAS_UNSET 1
 end
 set -gx PATH {{ bin_dir|q }} $PATH
+
+# pkg-config run through the env finds the env's own .pc files first (as virtualenv sets it).
+if set -q PKG_CONFIG_PATH
+    set -g _OLD_PKG_CONFIG_PATH $PKG_CONFIG_PATH
+else
+    set -g _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET 1
+end
+if test -n "$PKG_CONFIG_PATH"
+    set -gx PKG_CONFIG_PATH {{ env_dir|q }}/lib/pkgconfig:"$PKG_CONFIG_PATH"
+else
+    set -gx PKG_CONFIG_PATH {{ env_dir|q }}/lib/pkgconfig
+end
 
 if set -q PYTHONHOME
     set -g _OLD_VIRTUAL_PYTHONHOME $PYTHONHOME

@@ -53,13 +53,20 @@ deactivate () {
         eval 'psvar=("${_VENVROOT_OLD_PSVAR[@]}")'
         unset _VENVROOT_OLD_PSVAR _VENVROOT_PSVAR_SAVED
     fi
+    if [ -n "${_OLD_PKG_CONFIG_PATH+x}" ]; then
+        PKG_CONFIG_PATH=$_OLD_PKG_CONFIG_PATH
+        export PKG_CONFIG_PATH
+        unset _OLD_PKG_CONFIG_PATH
+    elif [ -n "${_VENVROOT_PKG_CONFIG_PATH_WAS_UNSET-}" ]; then
+        unset PKG_CONFIG_PATH
+    fi
     if [ -n "${_OLD_VIRTUAL_PYTHONHOME+x}" ]; then
         PYTHONHOME=$_OLD_VIRTUAL_PYTHONHOME
         export PYTHONHOME
         unset _OLD_VIRTUAL_PYTHONHOME
     fi
     unset VIRTUAL_ENV VIRTUAL_ENV_PROMPT _VENVROOT_ACTIVE _VENVROOT_PATH_WAS_UNSET _VENVROOT_PATH_UNEXPORTED \
-        _VENVROOT_PS1_WAS_UNSET
+        _VENVROOT_PS1_WAS_UNSET _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET
     # Forget command locations found through the old PATH.
     hash -r 2>/dev/null || :
     if [ "${1-}" != nondestructive ]; then
@@ -93,6 +100,15 @@ fi
 # An empty PATH gets no ":" appended: an empty entry would mean the current directory.
 PATH={{ bin_dir|q }}${PATH:+":$PATH"}
 export PATH
+
+# pkg-config run through the env finds the env's own .pc files first (as virtualenv sets it).
+if [ -n "${PKG_CONFIG_PATH+x}" ]; then
+    _OLD_PKG_CONFIG_PATH=$PKG_CONFIG_PATH
+else
+    _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET=1
+fi
+PKG_CONFIG_PATH={{ env_dir|q }}/lib/pkgconfig${PKG_CONFIG_PATH:+":$PKG_CONFIG_PATH"}
+export PKG_CONFIG_PATH
 
 if [ -n "${PYTHONHOME+x}" ]; then
     _OLD_VIRTUAL_PYTHONHOME=$PYTHONHOME

@@ -92,6 +92,8 @@ def _venvroot_activate(env_dir, bin_dir, prompt{% if session is not none %}, ses
     xsh.env["VIRTUAL_ENV_PROMPT"] = prompt
     this.set("PATH", [bin_dir, *xsh.env.get("PATH", [])])
     this.drop("PYTHONHOME")
+    # pkg-config run through the env finds the env's own .pc files first (as virtualenv sets it).
+    this.set("PKG_CONFIG_PATH", [env_dir + "/lib/pkgconfig", *xsh.env.get("PKG_CONFIG_PATH", [])])
     # The prompt: xonsh's {env_name} field, shown by its default $PROMPT, takes "(prompt) " from us.
     fields = xsh.env["PROMPT_FIELDS"]
     this.old_env_name = fields.get("env_name", unset)
