@@ -322,3 +322,27 @@ def test_an_env_path_with_a_comma_gets_its_overlays(who: Who) -> None:
         assert not os.path.exists("/etc/venvroot-comma")
     finally:
         project.close()
+
+
+def test_pyvenv_cfg_has_virtualenvs_keys_true_on_the_host(who: Who) -> None:
+    """What IDEs and tools read from pyvenv.cfg: virtualenv's keys beside venv's, the --prompt,
+    and paths that exist on the host (the host view's interpreter is the host's own)."""
+    project = Project(who)
+    try:
+        env = project.create("env", "--prompt", "myp")
+        text = (env / "pyvenv.cfg").read_text()
+        cfg = dict(line.split(" = ", 1) for line in text.splitlines())
+        assert cfg["prompt"] == "myp", text
+        inside = shim(
+            project, env, "python", "-c", "import sys; print(sys.base_prefix, sys.version_info[:3])"
+        )
+        assert inside.returncode == 0, inside.stderr
+        base_prefix = inside.stdout.split()[0]
+        assert cfg["base-prefix"] == cfg["base-exec-prefix"] == base_prefix
+        assert cfg["implementation"] == "CPython"
+        assert cfg["version_info"].split(".")[:3] == cfg["version"].split(".")[:3]
+        assert cfg["venvroot"] and cfg["include-system-site-packages"] == "false"
+        for key in ("home", "base-prefix", "base-executable"):
+            assert os.path.exists(cfg[key]), (key, cfg[key])
+    finally:
+        project.close()

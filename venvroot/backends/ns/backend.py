@@ -18,6 +18,7 @@ from ...envconfig import EnvConfig
 from ...errors import UsageError, VenvrootError
 from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
+from ...version import __version__
 from ..base import Backend as BaseBackend
 from . import fastpath, holder, hostview, mountplan, sources
 from .layout import (
@@ -218,9 +219,10 @@ class Backend(BaseBackend):
         if python is None:
             return
         ids = switch_ids(cfg)
-        code, out, err = self.capture(
-            cfg, [python, "-c", pyenv.MAKE_VENV, self.env_dir], as_root=ids is not None
-        )
+        argv = [python, "-c", pyenv.MAKE_VENV, self.env_dir, __version__]
+        if self.settings.prompt:
+            argv.append(" ".join(self.settings.prompt.splitlines()))  # one pyvenv.cfg line
+        code, out, err = self.capture(cfg, argv, as_root=ids is not None)
         if code:
             detail = (err.strip().splitlines() or [f"exit status {code}"])[-1]
             if self.settings.python:

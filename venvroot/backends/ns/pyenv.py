@@ -18,10 +18,12 @@ import os
 
 from ...errors import UsageError, VenvrootError
 
-# Run by the root's interpreter, inside: a venv at <env> without activate scripts (the env has
-# venvroot's own) and without pip (unpacked afterwards); report what the host side needs.
+# Run by the root's interpreter, inside, as ``-c MAKE_VENV ENV VENVROOT_VERSION [PROMPT]``: a venv at
+# ENV without activate scripts (the env has venvroot's own) and without pip (unpacked afterwards);
+# pyvenv.cfg gets virtualenv's keys beside venv's (IDEs read version_info and prompt); report what
+# the host side needs.
 MAKE_VENV = r"""
-import json, os, sys, sysconfig, venv
+import json, os, platform, sys, sysconfig, venv
 
 class Builder(venv.EnvBuilder):
     def setup_scripts(self, context):
@@ -29,6 +31,24 @@ class Builder(venv.EnvBuilder):
 
 env = sys.argv[1]
 Builder(symlinks=True, with_pip=False).create(env)
+cfg = os.path.join(env, "pyvenv.cfg")
+with open(cfg) as handle:
+    lines = [line for line in handle.read().splitlines() if line.partition("=")[0].strip() != "prompt"]
+have = {line.partition("=")[0].strip() for line in lines}
+base = getattr(sys, "_base_executable", None) or sys.executable
+extra = [
+    ("implementation", platform.python_implementation()),
+    ("version_info", ".".join(str(part) for part in sys.version_info)),
+    ("venvroot", sys.argv[2]),
+    ("base-prefix", sys.base_prefix),
+    ("base-exec-prefix", sys.base_exec_prefix),
+    ("base-executable", base),
+]
+if len(sys.argv) > 3:
+    extra.append(("prompt", sys.argv[3]))
+with open(cfg, "w") as handle:
+    handle.write("".join(line + "\n" for line in lines))
+    handle.write("".join("%s = %s\n" % item for item in extra if item[0] not in have))
 scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
 paths = sysconfig.get_paths(scheme, vars={"base": env, "platbase": env})
 print(json.dumps({
