@@ -138,17 +138,22 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
         env.link(settings.link)
         env.sync()
         settings.save()  # with backend facts
-    except BaseException:
+    except BaseException as exc:
         from . import filetree
 
         try:
             backend.destroy()
-        except Exception as exc:  # the original error matters more; still say what is left
-            print(f"venvroot: cleanup after a failed create also failed: {exc}", file=sys.stderr)
+        except Exception as cleanup:  # the original error matters more; still say what is left
+            print(f"venvroot: cleanup after a failed create also failed: {cleanup}", file=sys.stderr)
         if made is not None:
             filetree.remove(made)
         else:
             _empty(path)
+        if isinstance(exc, OSError):  # a full disk, a quota, a read-only file system: one line
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise VenvrootError(
+                f"cannot create {path}: {exc.strerror or exc}{where}; nothing was left behind"
+            ) from None
         raise
     return env
 

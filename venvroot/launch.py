@@ -7,6 +7,7 @@ On the shims' hot path (``shims/entry.py``): builtins and venvroot's light modul
 
 from __future__ import annotations
 
+import os
 import sys
 
 from . import envconfig
@@ -55,7 +56,15 @@ def manage(env_dir: str, verb: str, args: list[str]) -> int:
 def run(env_dir: str, program: str, args: list[str]) -> int:
     """Read the env's venvroot.cfg, take an automatic snapshot when a rule asks for one, and hand
     the program to the backend's hot path (which normally replaces this process)."""
-    cfg = envconfig.read(env_dir)
+    try:
+        cfg = envconfig.read(env_dir)
+    except envconfig.NotAnEnvironment:
+        if os.path.lexists(env_dir):
+            raise
+        raise VenvrootError(
+            f"the environment {env_dir} is gone (moved or removed): its shims hold the path it was made at, "
+            "as virtualenv's do; move it back there, or make a new one with `venvroot PATH`"
+        ) from None
     for key in cfg.values:
         if key.startswith("auto-snapshot."):  # `venvroot snapshot configure`: maybe a snapshot first
             from .snapshots import auto_snapshot

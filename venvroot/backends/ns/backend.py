@@ -20,7 +20,7 @@ from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
 from ...version import __version__
 from ..base import Backend as BaseBackend
-from . import fastpath, holder, hostview, mountplan, sources
+from . import coldstart, fastpath, holder, hostview, mountplan, processes, sources, survivors
 from .layout import (
     CFG_FALLBACKS,
     CFG_GID,
@@ -328,7 +328,7 @@ class Backend(BaseBackend):
         user in the current directory (mapped), stdin empty. A failing one is reported and the
         next ones still run (as in the docker backend)."""
         state = self.state
-        found = read_holder(state) or holder.start(cfg, state)
+        found = read_holder(state) or survivors.take_over(cfg, state) or coldstart.start(cfg, state)
         try:
             cwd = inside.map_cwd(self.env_dir, cfg.get_list("directory"), os.getcwd())
         except FileNotFoundError:
@@ -390,8 +390,8 @@ class Backend(BaseBackend):
             with holder.Lock(state).exclusive() as lock:
                 holder.stop(state, lock)
         elif os.path.isdir(state.hidden):
-            for ns in holder.orphans(state):
-                holder.terminate(ns)
+            for ns in processes.holding(state):
+                processes.terminate(ns)
         remove_tree(state.base)
         snapshots.remove_all(self.env_dir)
 

@@ -86,11 +86,50 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
         if inside is not None:
             inside()  # before the fork: afterwards every page it touched would be copied first
         try:
-            return _leave_holder(state_fd, token, facts), token
+            return leave_holder(state_fd, token, facts), token
         except VenvrootError as exc:
             raise VenvrootError(f"{where}: {exc}") from None
     finally:
         os.close(state_fd)
+
+
+def start(cfg: EnvConfig, state: State) -> tuple[int, str]:
+    """Start the env's namespaces from a process that stays outside them (management: hooks); the
+    caller holds the lock exclusively. A child builds them, leaves the holder and exits."""
+    return from_a_child(lambda: start_here(cfg, state), f"cannot start the environment {cfg.env_dir}")
+
+
+def from_a_child(work: Callable[[], tuple[int, str]], where: str) -> tuple[int, str]:
+    """Run ``work`` (it enters namespaces, which cannot be undone) in a child that exits after;
+    return the (holder pid, token) it returns, or raise what it raised, as a VenvrootError."""
+    read_fd, write_fd = os.pipe()
+    holder.flush_std()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            try:
+                found = work()
+                holder.say(write_fd, f"ready {found[0]} {found[1]}\n")
+            except BaseException as exc:
+                holder.say(write_fd, f"error {exc}\n")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 4096):
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    message = b"".join(chunks).decode("utf-8", "replace").strip()
+    words = message.split()
+    if len(words) == 3 and words[0] == "ready" and words[1].isdigit():
+        return int(words[1]), words[2]
+    if message.startswith("error "):
+        raise VenvrootError(message[len("error ") :])
+    raise VenvrootError(f"{where}: it ended without a word")
 
 
 def _spec(cfg: EnvConfig, state: State) -> sandbox.Spec:
@@ -137,7 +176,7 @@ def _write(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _leave_holder(state_fd: int, token: str, facts: dict) -> int:
+def leave_holder(state_fd: int, token: str, facts: dict) -> int:
     """Fork A, which forks R, which forks the holder and records it; return the holder's pid. A
     leaves at once; R stays as the holder's parent, only to reap it the moment it ends (an init may
     take seconds to reap an orphan, and the holder's pid would linger meanwhile)."""

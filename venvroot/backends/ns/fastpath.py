@@ -98,7 +98,7 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     compiled = startfile.available()
     if compiled:  # it joins too, statically linked: half a millisecond less than nsenter
         ids_arg = "-" if os.geteuid() != 0 or ids is None else f"{ids[0]}:{ids[1]}"
-        enter = f'{q(startfile.STARTER)} --join "$_vr_pid" "$_vr_wd" {ids_arg} "$_vr_prog" "$@"'
+        enter = f'{q(startfile.STARTER)} --join "$_vr_pid" "$_vr_wd" {ids_arg} --again "$0" "$_vr_prog" "$@"'
     else:
         nsenter = _which("nsenter")
         if nsenter is None:
@@ -211,10 +211,10 @@ def session_script(cfg: EnvConfig) -> str:
     {{ printf '%s\\n' "${{20}}" > {q(state.shells)}/"$_vr_shell"; }} || exit 1
     exit 0"""
     if not cfg.get_list("on-deactivate"):
+        # No record: nothing runs. A record, live or left by a killed holder (whose programs may
+        # still run, survivors.py): Python stops it.
         stop = f"""
-    # Nothing runs: nothing to stop.
-    {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null || exit 0
-    [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ] || exit 0"""
+    [ -e {q(state.holder)} ] || exit 0"""
     return f"""\
 #!/bin/sh
 # venvroot: `session` for the environment {cfg.env_dir}. Called by the activate scripts as

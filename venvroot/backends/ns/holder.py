@@ -45,6 +45,7 @@ import time
 from ...activations import live, process_start_time, read_head
 from ...errors import VenvrootError
 from .layout import MARKER_PREFIX, State, read_holder
+from .processes import holding, kill, members, terminate
 
 try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
     import _signal as _sig
@@ -54,10 +55,6 @@ except ImportError:  # pragma: no cover
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from ...envconfig import EnvConfig
-
-TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL when stopping
 
 
 class Lock:
@@ -118,42 +115,7 @@ def running(state: State, lock: Lock) -> tuple[int, str] | None:
     return read_holder(state)
 
 
-def start(cfg: EnvConfig, state: State) -> tuple[int, str]:
-    """Start the env's namespaces from a process that stays outside them (management: hooks); the
-    caller holds the lock exclusively. A child builds them, leaves the holder and exits."""
-    from .coldstart import start_here
-
-    read_fd, write_fd = os.pipe()
-    _flush()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_fd)
-            try:
-                found = start_here(cfg, state)
-                _say(write_fd, f"ready {found[0]} {found[1]}\n")
-            except BaseException as exc:
-                _say(write_fd, f"error {exc}\n")
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 4096):
-        chunks.append(chunk)
-        if chunk.endswith(b"\n"):
-            break
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    message = b"".join(chunks).decode("utf-8", "replace").strip()
-    words = message.split()
-    if len(words) == 3 and words[0] == "ready" and words[1].isdigit():
-        return int(words[1]), words[2]
-    if message.startswith("error "):
-        raise VenvrootError(message[len("error ") :])
-    raise VenvrootError(f"cannot start the environment {cfg.env_dir}: it ended without a word")
-
-
-def _flush() -> None:
+def flush_std() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
             stream.flush()
@@ -187,7 +149,7 @@ def _forget_record(state_fd: int, token: str) -> None:
         _remove("holder", state_fd)
 
 
-def _say(fd: int, text: str) -> None:
+def say(fd: int, text: str) -> None:
     try:  # noqa: SIM105 - the reader may be gone
         os.write(fd, text.encode("utf-8", "replace"))
     except OSError:
@@ -218,9 +180,11 @@ def serve(state_fd: int, token: str, facts: dict) -> None:
 
 
 def give_up(state_fd: int, lock_fd: int, token: str, place: Place, exc: BaseException) -> None:
-    """After a failed watch: say why in the log, and close the env to newcomers (marker, record)."""
-    _say(2, f"venvroot: the holder ended: {type(exc).__name__}: {exc}\n")
+    """After a failed watch: say why in the log, end the session's programs (unwatched, they
+    would outlive their holder), and close the env to newcomers (marker, record)."""
+    say(2, f"venvroot: the holder ended: {type(exc).__name__}: {exc}\n")
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    terminate(place.ns, own=True, spare=place.spare)
     _remove(place.marker(token), place.hidden_fd)
     _forget_record(state_fd, token)
 
@@ -311,8 +275,9 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
     idle_since: float | None = None
     while True:
         ended = watcher.poll(0.25 if idle_since is not None else 1.0, place.wake)
-        if place.gone():
-            _forget_record(state_fd, token)
+        if place.gone():  # killed from outside: programs still inside keep the record for adoption
+            if not members(place.ns, first_only=True):
+                _forget_record(state_fd, token)
             return
         if ended:  # every activated shell is gone without deactivating (a closed terminal)
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -322,7 +287,7 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
                 for command in facts["on_deactivate"]:
                     code = place.run(command, facts)
                     if code:
-                        _say(
+                        say(
                             2, f"venvroot: on-deactivate command {command!r} failed with exit status {code}\n"
                         )
                 if facts["persistent"]:
@@ -333,7 +298,7 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
                 return
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        if facts["persistent"] or watcher.live() or _others_in(place.ns, place.spare):
+        if facts["persistent"] or watcher.live() or _others_in(place):
             idle_since = None
             continue
         now = time.monotonic()
@@ -353,12 +318,12 @@ def _end_if_idle(state_fd: int, lock_fd: int, token: str, place: Place, watcher:
         return False  # a shim is joining, or a start/stop runs
     marker = place.marker(token)
     try:
-        if watcher.live() or _others_in(place.ns, place.spare):
+        if watcher.live() or _others_in(place):
             return False
         # Closed to newcomers first; a shim that saw the marker just before joins within moments.
         _remove(marker, place.hidden_fd)
         time.sleep(0.05)
-        if _others_in(place.ns, place.spare):
+        if _others_in(place):
             # (never through a symlink planted there: the holder may be root)
             flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
             os.close(os.open(marker, flags, 0o644, dir_fd=place.hidden_fd))
@@ -367,6 +332,10 @@ def _end_if_idle(state_fd: int, lock_fd: int, token: str, place: Place, watcher:
         return True
     finally:
         fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+
+def _others_in(place: Place) -> bool:
+    return bool(members(place.ns, first_only=True, spare=place.spare))
 
 
 def _remove(path: str, dir_fd: int | None = None) -> None:
@@ -434,62 +403,6 @@ class _Watcher:
         return any(process_start_time(pid) == started for pid, started in self._registered().items())
 
 
-def members(ns: int, first_only: bool = False, spare: int = 0) -> list[int]:
-    """Processes (but this one, and ``spare``) in the mount namespace ``ns``; zombies have none."""
-    skip = {os.getpid(), spare}
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) not in skip:
-            try:
-                if os.stat(f"/proc/{name}/ns/mnt").st_ino == ns:
-                    out.append(int(name))
-                    if first_only:
-                        break
-            except OSError:
-                continue
-    return out
-
-
-def _others_in(ns: int, reaper: int) -> bool:
-    return bool(members(ns, first_only=True, spare=reaper))
-
-
-def terminate(ns: int, own: bool = False, spare: int = 0) -> None:
-    """End every process in the mount namespace ``ns`` (but ``spare``): SIGTERM, then SIGKILL
-    after a grace. ``own``: called by the holder itself (its children are reaped on the way)."""
-    deadline = time.monotonic() + TERM_GRACE
-    signum = _sig.SIGTERM
-    sent: set[int] = set()
-    while True:
-        found = members(ns, spare=spare)
-        if not found:
-            return
-        for pid in found:
-            if signum == _sig.SIGKILL or pid not in sent:
-                _kill(pid, signum)
-                sent.add(pid)
-        if signum == _sig.SIGTERM and time.monotonic() > deadline:
-            signum = _sig.SIGKILL
-        time.sleep(0.01)
-        if own:
-            _reap()
-
-
-def _kill(pid: int, signum: int) -> None:
-    try:  # noqa: SIM105
-        os.kill(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _reap() -> None:
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
-    except ChildProcessError:
-        pass
-
-
 # -- stopping from outside -----------------------------------------------------------------------------
 
 
@@ -510,35 +423,16 @@ def stop(state: State, lock: Lock | None = None) -> bool:
                 pass
             _remove(f"/proc/{pid}/root{state.hidden}/{MARKER_PREFIX}{token}")
             stopped = True
-        namespaces |= orphans(state)
-        _remove(state.holder)
+        namespaces |= set(holding(state))  # with a holder that died (survivors.py)
         if found is not None:
-            _kill(found[0], _sig.SIGTERM)
+            kill(found[0], _sig.SIGTERM)
         for ns in namespaces:
             terminate(ns)
+        _remove(state.holder)  # last: a stop killed on the way leaves the record for the next start
         return stopped
     finally:
         if own:
             lock.close()
-
-
-def orphans(state: State) -> set[int]:
-    """Mount namespaces of this env whose holder is gone but where processes still run (they
-    still see a liveness marker of this env)."""
-    found = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            entries = os.listdir(f"/proc/{name}/root{state.hidden}")
-        except OSError:
-            continue
-        if any(e.startswith(MARKER_PREFIX) for e in entries):
-            try:
-                found.add(os.stat(f"/proc/{name}/ns/mnt").st_ino)
-            except OSError:
-                continue
-    return found
 
 
 # -- joining -------------------------------------------------------------------------------------------
@@ -596,7 +490,7 @@ def become(argv: list[str], env: Mapping[str, str], cwd: str, ids: tuple[int, in
             ) from None
     for s in (_sig.SIGPIPE, getattr(_sig, "SIGXFSZ", _sig.SIGPIPE)):
         _sig.signal(s, _sig.SIG_DFL)
-    _flush()
+    flush_std()
     _execvpe(argv, env)
 
 

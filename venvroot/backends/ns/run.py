@@ -37,6 +37,10 @@ def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
     state = State(cfg.env_dir)
     lock = holders.Lock(state)
     found = holders.running(state, lock)  # the lock stays held until the program starts
+    if found is None and os.path.lexists(state.holder):  # a holder died: its session may live on
+        from .survivors import take_over
+
+        found = take_over(cfg, state)
     if found is None:
         from .coldstart import start_here
 
@@ -54,7 +58,13 @@ def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
     if not os.path.isdir(f"/proc/{pid}/root{inside_dir}"):
         raise _not_visible(cfg, cwd, inside_dir)
     argv = holders.past_shim([program, *args], environ, cfg.bin_dir, f"/proc/{pid}/root")
-    holders.join(pid, argv, environ, inside_dir, switch_ids(cfg))
+    try:
+        holders.join(pid, argv, environ, inside_dir, switch_ids(cfg))
+    except VenvrootError:
+        if os.path.exists(f"/proc/{pid}/ns/mnt"):
+            raise
+        lock.close()  # its holder was killed since: start again (survivors.py adopts its session)
+        return run(cfg, program, args)
     return 127  # not reached
 
 

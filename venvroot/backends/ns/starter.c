@@ -1,7 +1,7 @@
 /* venvroot's compiled starter: starts an ns environment's namespaces without starting Python.
  *
  *     starter START_FILE
- *     starter --join PID DIR IDS PROGRAM [ARG...]
+ *     starter --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]
  *
  * A shim whose environment is not running would otherwise start Python just to build the
  * namespaces, which alone costs more than a whole bubblewrap run. The Python starter
@@ -453,11 +453,15 @@ static int live(const char *record) {
 
 /* -- joining ------------------------------------------------------------------------------------ */
 
-/* --join PID DIR IDS PROGRAM [ARG...]: replace this process with PROGRAM in the namespaces of PID
- * (rootless, its user namespace too), in DIR; IDS "UID:GID" (as root with --user: the
+/* --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]: replace this process with PROGRAM in the namespaces of
+ * PID (rootless, its user namespace too), in DIR; IDS "UID:GID" (as root with --user: the
  * supplementary groups dropped) or "-". What `nsenter -t PID [-U --preserve-credentials] -m -u -i
- * [-S UID -G GID] -W DIR` does, without loading a dynamically linked program. */
+ * [-S UID -G GID] -W DIR` does, without loading a dynamically linked program. When PID has ended
+ * since the shim saw it alive (killed, or its env just ended), the shim SHIM runs again with the
+ * ARGs: it starts the env afresh or takes the Python path, instead of failing. */
 static int join(char **argv) {
+    const char *again = strcmp(argv[3], "--again") == 0 && argv[4] && argv[5] ? argv[4] : NULL;
+    char **program = argv + (again ? 5 : 3);
     static const struct { const char *name; int flag; } order[] = {
         {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC}};
     int fds[4];
@@ -466,6 +470,10 @@ static int join(char **argv) {
     for (int i = 0; i < 4; i++) { /* all opened first: the mount namespace hides /proc/PID */
         snprintf(path, sizeof path, "/proc/%s/ns/%s", argv[0], order[i].name);
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0 && again && (errno == ENOENT || errno == ESRCH)) { /* ended meanwhile */
+            program[0] = (char *)again;
+            execv(again, program);
+        }
         if (fds[i] < 0) return fail("cannot open", path);
     }
     /* Root stays in its own user namespace (whatever a holder's is): it may take any ids here. */
@@ -479,15 +487,26 @@ static int join(char **argv) {
         if (sscanf(argv[2], "%u:%u", &uid, &gid) != 2) return errno = EINVAL, fail("bad ids", argv[2]);
         if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) return fail("cannot take the ids", argv[2]);
     }
-    execv(argv[3], argv + 3);
+    execv(program[0], program);
     int missing = errno == ENOENT || errno == ENOTDIR;
-    fprintf(stderr, "venvroot: cannot run '%s' inside the environment: %s\n", argv[3], strerror(errno));
+    fprintf(stderr, "venvroot: cannot run '%s' inside the environment: %s\n", program[0], strerror(errno));
     return missing ? 127 : 126;
+}
+
+/* Write "PID TOKEN" to `record` atomically (through `tmp`). */
+static int put_record(const char *tmp, const char *record, int pid, const char *token) {
+    char text[96];
+    int n = snprintf(text, sizeof text, "%d %s\n", pid, token);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    if (write(fd, text, n) != n) return close(fd), -1;
+    if (close(fd) < 0) return -1;
+    return rename(tmp, record);
 }
 
 int main(int argc, char **argv) {
     if (argc >= 6 && strcmp(argv[1], "--join") == 0) return join(argv + 2);
-    if (argc != 2) return fprintf(stderr, "usage: starter START_FILE | --join PID DIR IDS PROGRAM [ARG...]\n"), FAILED;
+    if (argc != 2) return fprintf(stderr, "usage: starter START_FILE | --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]\n"), FAILED;
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     while (null >= 0 && null < 3) null = open("/dev/null", O_RDWR | O_CLOEXEC); /* no pipe of ours on 0-2 */
     close(null);
@@ -499,10 +518,17 @@ int main(int argc, char **argv) {
     int lock_fd = open(lock, O_RDWR | O_CLOEXEC);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0) return fail("cannot lock", lock);
     if (live(record)) return OK; /* started meanwhile */
+    /* A record without its holder: the holder was killed, and its programs may still run with the
+     * env's layers mounted. Mounting them again would put two overlays on one upper directory; the
+     * Python path adopts or ends them first (survivors.py). */
+    if (access(record, F_OK) == 0) return STALE;
     unsigned char raw[8];
     char token[17];
     if (getrandom(raw, sizeof raw, 0) != sizeof raw) return fail("no random token", NULL);
     for (int i = 0; i < 8; i++) sprintf(token + 2 * i, "%02x", raw[i]);
+    /* Recorded before anything is mounted (under this starter's pid until K is known): killed
+     * from here on, this start leaves a record, so the next start looks for what it mounted. */
+    if (put_record(tmp, record, getpid(), token) < 0) return fail("cannot record the start in", record);
     int word[2], hold[2];
     if (pipe2(word, O_CLOEXEC) < 0 || pipe(hold) < 0) return fail("cannot make pipes", NULL);
     pid_t a = fork();
@@ -530,12 +556,10 @@ int main(int argc, char **argv) {
     int k = 0;
     if (sscanf(said, "K %d", &k) != 1 || !strstr(said, "ok\n")) {
         gone(k); /* K said why, on stderr; its mounts must be gone before the Python start mounts */
+        unlink(record);
         return FAILED;
     }
-    char text[96];
-    snprintf(text, sizeof text, "%d %s\n", k, token);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) || close(fd) < 0 || rename(tmp, record) < 0) {
+    if (put_record(tmp, record, k, token) < 0) {
         fail("cannot record the holder in", record);
         kill(k, SIGKILL); /* unrecorded, it would let another start mount the same layers */
         gone(k);
