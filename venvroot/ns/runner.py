@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import sandbox, syscalls
+from . import sandbox, seccomp, syscalls
 from .errors import KINDS, ChrootError
 from .mounts import Mount, check_sources, default_mounts
 
@@ -218,6 +218,7 @@ def join_command(
         raise ChrootError(f"cannot change directory to {cwd} in {where}: {exc.strerror}", exc.errno) from None
     if joined_user:
         syscalls.set_no_new_privs()
+    seccomp.deny_tty_injection()
     for s in _PYTHON_IGNORED:
         _sig.signal(s, _sig.SIG_DFL)
     _execute(command, where)

@@ -17,7 +17,7 @@ import errno as _errno
 import os
 import sys
 
-from . import paths, syscalls
+from . import paths, seccomp, syscalls
 from .errors import ChrootError, ChrootMountError, NamespaceError
 from .mounts import Mount
 
@@ -496,6 +496,7 @@ def switch_root(spec: Spec, root_fd: int, own_mount_ns: bool) -> None:
         os.setuid(uid)
     if spec.userns:
         syscalls.set_no_new_privs()
+    seccomp.deny_tty_injection()
 
 
 # -- 4. teardown --------------------------------------------------------------------------------------

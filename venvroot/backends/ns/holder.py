@@ -448,7 +448,7 @@ def join(
         from venvroot.ns import join_command
 
         join_command(holder, argv, env=env, cwd=cwd)
-    from venvroot.ns import syscalls
+    from venvroot.ns import seccomp, syscalls
 
     fds = []
     try:
@@ -460,6 +460,7 @@ def join(
             fds.append((flag, os.open(f"/proc/{holder}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
         for flag, fd in fds:
             syscalls.setns(fd, flag)
+        seccomp.deny_tty_injection()
     except OSError as exc:
         raise VenvrootError(f"cannot join the namespaces of process {holder}: {exc.strerror}") from None
     finally:

@@ -27,17 +27,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -453,6 +458,39 @@ static int live(const char *record) {
 
 /* -- joining ------------------------------------------------------------------------------------ */
 
+/* No program inside may push keystrokes into the caller's terminal (TIOCSTI: they would run in the
+ * user's shell after the shim exits) or drive the console (TIOCLINUX): ioctl with either fails
+ * with EPERM, native and 32-bit. The same filter as venvroot/ns/seccomp.py's, instruction for
+ * instruction (tests check both paths). Other architectures: no filter. */
+static int deny_tty_injection(void) {
+#if defined(__x86_64__)
+    enum { ARCH = AUDIT_ARCH_X86_64, NR = 16, NR_X32 = 0x40000000 | 514, ARCH32 = AUDIT_ARCH_I386, NR32 = 54 };
+#elif defined(__aarch64__)
+    enum { ARCH = AUDIT_ARCH_AARCH64, NR = 29, NR_X32 = 29, ARCH32 = AUDIT_ARCH_ARM, NR32 = 54 };
+#else
+    return 0;
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH32, 0, 8),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NR32, 3, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NR, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NR_X32, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])), /* low half */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x5412 /* TIOCSTI */, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x541C /* TIOCLINUX */, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+#endif
+}
+
 /* --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]: replace this process with PROGRAM in the namespaces of
  * PID (rootless, its user namespace too), in DIR; IDS "UID:GID" (as root with --user: the
  * supplementary groups dropped) or "-". What `nsenter -t PID [-U --preserve-credentials] -m -u -i
@@ -481,6 +519,10 @@ static int join(char **argv) {
                                        theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev);
     for (int i = skip_user; i < 4; i++)
         if (setns(fds[i], order[i].flag) < 0) return fail("cannot join the namespace", order[i].name);
+    /* Rootless, as the Python starter: no program gains privileges through exec (setuid, file
+     * capabilities) beyond what the user has. */
+    if (!skip_user && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return fail("cannot set no_new_privs", NULL);
+    if (deny_tty_injection() < 0) return fail("cannot install the terminal filter", NULL);
     if (chdir(argv[1]) < 0) return fail("cannot change directory to", argv[1]);
     unsigned uid, gid;
     if (strcmp(argv[2], "-") != 0) {
