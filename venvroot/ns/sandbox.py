@@ -488,6 +488,7 @@ def switch_root(spec: Spec, root_fd: int, own_mount_ns: bool) -> None:
             raise ChrootError(
                 f"cannot change directory to {spec.cwd} inside {spec.root}: {exc.strerror}", exc.errno
             ) from None
+    seccomp.deny_tty_injection()  # before the ids change: as root it needs CAP_SYS_ADMIN
     if not spec.userns and (spec.uid or spec.gid):
         uid = 0 if spec.uid is None else spec.uid
         gid = 0 if spec.gid is None else spec.gid
@@ -496,7 +497,6 @@ def switch_root(spec: Spec, root_fd: int, own_mount_ns: bool) -> None:
         os.setuid(uid)
     if spec.userns:
         syscalls.set_no_new_privs()
-    seccomp.deny_tty_injection()
 
 
 # -- 4. teardown --------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-_PR_SET_SECCOMP = 22
-_SECCOMP_MODE_FILTER = 2
+from . import syscalls
+
 _ALLOW = 0x7FFF0000
 _DENY = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
 _LD, _JEQ, _RET = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
@@ -50,21 +50,24 @@ def program() -> list[tuple[int, int, int, int]] | None:
     ]
 
 
+def _encode(code: list[tuple[int, int, int, int]] | None) -> bytes:
+    return b"".join(
+        c.to_bytes(2, "little") + bytes((jt, jf)) + k.to_bytes(4, "little") for c, jt, jf, k in code or ()
+    )
+
+
+# Made and bound on import, outside any root: inside, the C half of ctypes may not be found.
+_FILTER = _encode(program())
+if _FILTER:
+    syscalls.bind_libc()
+
+
 def deny_tty_injection() -> None:
     """Install the filter in this process (needs no_new_privs or CAP_SYS_ADMIN in its user
     namespace, which every caller has). Raises OSError."""
-    code = program()
-    if code is None:
+    if not _FILTER:
         return
-    import ctypes  # only here: a start pays ~3 ms for it, joins through the compiled starter none
-
-    data = b"".join(
-        c.to_bytes(2, "little") + bytes((jt, jf)) + k.to_bytes(4, "little") for c, jt, jf, k in code
-    )
-    filters = ctypes.create_string_buffer(data, len(data))
-    fprog = len(code).to_bytes(2, "little") + bytes(6) + ctypes.addressof(filters).to_bytes(8, "little")
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_ulong)
-    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"cannot install the terminal filter: {os.strerror(err)}")
+    try:
+        syscalls.seccomp_filter(_FILTER)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot install the terminal filter: {exc.strerror}") from None

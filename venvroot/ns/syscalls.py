@@ -40,6 +40,8 @@ UMOUNT_NOFOLLOW = 0x8
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
@@ -65,16 +67,19 @@ _SYS_PIVOT_ROOT = {
 
 _functions: dict[str, Callable[..., int]] = {}
 _get_errno: Callable[[], int] | None = None
+_pointers: tuple = ()  # (char_p type, ulong type, addressof): a bytes object's address
 
 
-def _bind_libc() -> None:
-    """Bind every libc function used below, once."""
-    global _get_errno
+def bind_libc() -> None:
+    """Bind every libc function used below (done on first use; earlier when a root without the
+    C half of ctypes will be entered first)."""
+    global _get_errno, _pointers
     try:
-        types, fn_type, lib, get_errno = _bind_with_c_ctypes()
+        types, fn_type, lib, get_errno, addressof = _bind_with_c_ctypes()
     except (ImportError, AttributeError, TypeError, OSError):
-        types, fn_type, lib, get_errno = _bind_with_ctypes()
+        types, fn_type, lib, get_errno, addressof = _bind_with_ctypes()
     c_int, c_long, c_ulong, c_char_p = types
+    _pointers = (c_char_p, c_ulong, addressof)
     # key: (symbol, result type, argument types). syscall(2) is bound once per use with longs for
     # every integer: it is variadic and the kernel reads whole registers.
     signatures: dict[str, tuple[str, object, tuple[object, ...]]] = {
@@ -85,6 +90,7 @@ def _bind_libc() -> None:
         "sethostname": ("sethostname", c_int, (c_char_p, c_ulong)),
         "setdomainname": ("setdomainname", c_int, (c_char_p, c_ulong)),
         "prctl": ("prctl", c_int, (c_int, c_ulong, c_ulong, c_ulong, c_ulong)),
+        "prctl_ptr": ("prctl", c_int, (c_int, c_ulong, c_char_p, c_ulong, c_ulong)),
         "openat2": ("syscall", c_long, (c_long, c_long, c_char_p, c_char_p, c_long)),
         "mount_setattr": ("syscall", c_long, (c_long, c_long, c_char_p, c_long, c_char_p, c_long)),
         "pivot_root": ("syscall", c_long, (c_long, c_char_p, c_char_p)),
@@ -119,19 +125,20 @@ def _bind_with_c_ctypes() -> tuple:
     class Libc:
         _handle = _ctypes.dlopen(None, os.RTLD_NOW)
 
-    return (CInt, CLong, CULong, CCharP), Function, Libc, _ctypes.get_errno
+    return (CInt, CLong, CULong, CCharP), Function, Libc, _ctypes.get_errno, _ctypes.addressof
 
 
 def _bind_with_ctypes() -> tuple:
     import ctypes
 
     lib = ctypes.CDLL(None, use_errno=True)
-    return (ctypes.c_int, ctypes.c_long, ctypes.c_ulong, ctypes.c_char_p), lib._FuncPtr, lib, ctypes.get_errno
+    types = (ctypes.c_int, ctypes.c_long, ctypes.c_ulong, ctypes.c_char_p)
+    return types, lib._FuncPtr, lib, ctypes.get_errno, ctypes.addressof
 
 
 def _call(name: str, *args: object, path: str | bytes | None = None) -> int:
     if not _functions:
-        _bind_libc()
+        bind_libc()
     result = _functions[name](*args)
     if result == -1:
         err = _get_errno()  # type: ignore[misc]
@@ -189,6 +196,19 @@ def setdomainname(name: str) -> None:
 
 def set_no_new_privs() -> None:
     _call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def seccomp_filter(instructions: bytes) -> None:
+    """Install a seccomp filter (``struct sock_filter`` entries, 8 bytes each) in this process."""
+    if not _functions:
+        bind_libc()
+    char_p, ulong, addressof = _pointers
+    keep = char_p(instructions)  # points at the bytes themselves: read that pointer back
+    address = ulong.from_address(addressof(keep)).value
+    fprog = (
+        (len(instructions) // 8).to_bytes(2, sys.byteorder) + bytes(6) + address.to_bytes(8, sys.byteorder)
+    )
+    _call("prctl_ptr", PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0)
 
 
 def set_parent_death_signal(signum: int) -> None:
