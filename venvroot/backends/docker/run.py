@@ -14,7 +14,7 @@ import os
 from ... import inside
 from ...activations import live
 from ...errors import VenvrootError
-from . import layout
+from . import guard, layout
 from .engine import Connection, EngineError, quote_path
 from .process import RemoteProcess, exec_body
 
@@ -32,21 +32,54 @@ def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.envconfig.E
         tty=tty,
     )
     state = layout.StateDir(env_dir)
-    usage = Usage(state, persistent=cfg.get_bool("persistent"))
+    persistent = cfg.get_bool("persistent")
+    usage = Usage(state, persistent=persistent)
     container = cfg.get(layout.CFG_CONTAINER) or layout.container_name(env_dir)
     try:
         proc = RemoteProcess(container, body, tty)
         start_exec(proc, state)
+        watch = guard.start(proc, lambda: Usage(state, persistent).release(container))
         try:
             code = _with_terminal(proc) if tty else proc.run(_stdin())
         except EngineError as exc:
             raise exec_failure(exc, container) from None
+        finally:
+            guard.release(watch)
     finally:
         usage.release(container)
+    if code == 128 + 9 and 9 not in proc.forwarded:  # SIGKILL from outside: the container's end?
+        _say_if_gone(container, program)
     sync_shims(state)
     if code > 128 and code - 128 in proc.forwarded:
         _die_like(code - 128)
     return code
+
+
+def _say_if_gone(container: str, program: str) -> None:
+    """One line when the program died because its container was removed or stopped under it."""
+    import time
+
+    from .engine import loads
+
+    with Connection() as conn:
+        for _ in range(10):  # the daemon marks the container a moment after its processes died
+            status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
+            found = loads(data.decode("utf-8", "replace")) if status == 200 else {}
+            run_state = found.get("State", {}) if isinstance(found, dict) else {}
+            if status == 404 or run_state.get("Status") in ("removing", "dead"):
+                what = "was removed"
+                break
+            if status == 200 and not run_state.get("Running", True):
+                what = "was stopped"
+                break
+            time.sleep(0.05)
+        else:
+            return  # killed inside, as a local program can be: nothing to add
+    os.write(
+        2,
+        f"venvroot: the container {container} {what} while {program} ran in it; "
+        "the next call starts it again\n".encode(),
+    )
 
 
 def start_exec(proc: RemoteProcess, state: layout.StateDir) -> None:
