@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from docker_helpers import as_docker_user, busybox_image_fixture, daemon_fixture  # noqa: F401 - fixtures
 from ns_backend_helpers import (
+    VENVROOT,
     Project,
     bb_root_fixture,  # noqa: F401 - the bb_root fixture
     host_mounts_mention,
@@ -28,6 +30,7 @@ from ns_backend_helpers import (
 )
 from ns_helpers import who_fixture  # noqa: F401 - the who fixture
 from test_ns_backend_cold import record, shim
+from test_ns_backend_sources import _tarball
 from test_ns_starter import exe, start_file, starter_fixture, stop  # noqa: F401 - the starter fixture
 
 
@@ -68,17 +71,39 @@ def assert_ended(project: Project, env: Path) -> None:
     assert host_mounts_mention(env) == []
 
 
-def make_env(project: Project, kind: str, bb_root: Path) -> Path:
-    root = [] if kind == "host" else ["--root", bb_root]
+def make_env(project: Project, kind: str, bb_root: Path, image: str = "") -> Path:
+    """An env of every root kind: the host view, a directory, a tarball, a docker image."""
+    root: list[str | Path] = []
+    if kind == "dir":
+        root = ["--root", bb_root]
+    elif kind == "tarball":
+        root = ["--root", _tarball(bb_root, project.path, "")]
+    elif kind == "image":
+        argv = [
+            *VENVROOT,
+            str(project.path / "env"),
+            "--root",
+            f"docker:{image}",
+            "--link",
+            "sh",
+            "--link",
+            "sleep",
+        ]
+        if project.who.user is not None:
+            argv = as_docker_user(project.who.user, argv)
+        made = subprocess.run(argv, capture_output=True, text=True, env=project.environ, cwd=project.path)
+        assert made.returncode == 0, made.stderr
+        return project.path / "env"
     return project.create("env", *root, "--link", "sh", "--link", "sleep")
 
 
-@pytest.mark.parametrize("kind", ["host", "dir"])
+@pytest.mark.parametrize("kind", ["host", "dir", "tarball", "image"])
 @pytest.mark.parametrize("first", ["python", "compiled"])
 def test_a_killed_holder_leaves_its_session_to_be_adopted_never_mounted_twice(
-    project: Project, bb_root: Path, starter: str, kind: str, first: str
+    project: Project, bb_root: Path, starter: str, kind: str, first: str, request: pytest.FixtureRequest
 ) -> None:
-    env = make_env(project, kind, bb_root)
+    image = request.getfixturevalue("busybox_image") if kind == "image" else ""
+    env = make_env(project, kind, bb_root, image)
     assert shim(project, env, "sh", "-c", "true").returncode == 0  # writes the start file
     stop(project, env)
     if first == "python":
