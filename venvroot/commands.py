@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def cmd_create(argv: list[str]) -> int:
-    from . import config
+    from . import compat, config
     from .createargs import quick_parse
     from .env import create
     from .options import check
@@ -39,6 +39,7 @@ def cmd_create(argv: list[str]) -> int:
     clear = bool(values.pop("clear", False))
     quiet = bool(values.pop("quiet", False))
     verbose = bool(values.pop("verbose", False))
+    compat.resolve(values, quiet)
     if values.get("prompt") == ".":
         values["prompt"] = os.path.basename(os.getcwd())
     settings = Settings(path=path, **{k.replace("-", "_"): v for k, v in values.items()})
@@ -270,6 +271,10 @@ def dispatch(argv: list[str]) -> int:
     try:
         return COMMANDS[verb](args)
     except VenvrootError as exc:
+        if "--with-traceback" in args:
+            import traceback
+
+            traceback.print_exc()
         print(f"venvroot: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -137,6 +137,8 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
         backend.create()
         env.link(settings.link)
         env.sync()
+        if settings.pip not in (None, "embed", "bundle", "none"):
+            _fetch_pip(env.dir, settings.pip)
         settings.save()  # with backend facts
     except BaseException as exc:
         from . import filetree
@@ -169,10 +171,12 @@ def validate(settings: Settings) -> None:
         ("root", settings.root),
         ("image", settings.image),
         ("python", settings.python),
+        ("pip", settings.pip),
     ):
         if value is not None:
             setattr(settings, key, options.check(key, value))
     settings.directory = options.check("directory", settings.directory)  # type: ignore[assignment]
+    settings.try_first_with = options.check("try-first-with", settings.try_first_with)  # type: ignore[assignment]
     settings.activators = options.check("activators", settings.activators)  # type: ignore[assignment]
     for program in settings.link:
         options.check("link", program)
@@ -181,6 +185,21 @@ def validate(settings: Settings) -> None:
         raise UsageError("the docker backend needs an image: add --image IMAGE")
     if settings.backend == "ns" and settings.image:
         raise UsageError("--image is for --backend docker; with ns use --root docker:IMAGE")
+
+
+def _fetch_pip(path: str, pip: str) -> None:
+    """--pip VERSION, --pip latest, --download: pip installs that pip inside, from the package index."""
+    import subprocess
+
+    python = f"{path}/bin/python"
+    if not os.path.exists(python):
+        raise UsageError(f"--pip {pip}: the environment has no Python (its root has none); drop --pip")
+    spec = "pip" if pip == "latest" else f"pip=={pip}"
+    argv = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", spec]
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode:
+        detail = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        raise VenvrootError(f"--pip {pip}: pip could not install {spec} inside: {detail}")
 
 
 def _abspath(path: str | os.PathLike[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .compat import check_choice
 from .errors import UsageError
 from .mapping import DirectoryMapping, UserSpec
 from .settings import ALL_ACTIVATORS, BACKENDS
@@ -82,6 +83,18 @@ def check_link(value: str) -> str:
     return value
 
 
+def check_pip(value: str) -> str:
+    if value not in ("embed", "bundle", "none", "latest") and not (
+        value[:1].isdigit() and all(c.isalnum() or c in ".+!-" for c in value)
+    ):
+        raise UsageError(f"bad --pip {value!r}: give embed, bundle, none, latest or a version such as 24.0")
+    return value
+
+
+def _choice(key: str) -> Callable[[str], str]:
+    return lambda value: check_choice(key, value)
+
+
 class Option:
     """One create option: its config key (the long option without "--"), its kind (str, bool or
     list) and the check of one value."""
@@ -111,6 +124,26 @@ OPTIONS: dict[str, Option] = {
         Option("activators", list),
         Option("python", str, check_nonempty),
         Option("no-vcs-ignore", bool),
+        Option("system-site-packages", bool),
+        Option("pip", str, check_pip),
+        Option("try-first-with", list, check_nonempty),
+        Option("without-pip", bool),
+        Option("download", bool),
+        Option("no-download", bool),
+        Option("symlinks", bool),
+        Option("copies", bool),
+        Option("no-setuptools", bool),
+        Option("no-wheel", bool),
+        Option("app-data", str),
+        Option("reset-app-data", bool),
+        Option("read-only-app-data", bool),
+        Option("symlink-app-data", bool),
+        Option("creator", str, _choice("creator")),
+        Option("seeder", str, _choice("seeder")),
+        Option("discovery", str, _choice("discovery")),
+        Option("no-periodic-update", bool),
+        Option("upgrade-embed-wheels", bool),
+        Option("with-traceback", bool),
         Option("clear", bool),
         Option("quiet", bool),
         Option("verbose", bool),

@@ -30,6 +30,9 @@ DEFAULTS: dict[str, object] = {
     "prompt": None,
     "activators": list(ALL_ACTIVATORS),
     "python": None,
+    "try_first_with": [],
+    "system_site_packages": False,
+    "pip": None,
     "no_vcs_ignore": False,
 }
 
@@ -54,6 +57,9 @@ class Settings:
     prompt: str | None
     activators: list[str]
     python: str | None
+    try_first_with: list[str]  # interpreters (inside the root) tried before ``python``
+    system_site_packages: bool
+    pip: str | None  # None (virtualenv's embedded pip), "none", "latest" or a version
     no_vcs_ignore: bool
     # Backend-owned facts recorded at create time (e.g. the root layer in use).
     extra: dict[str, str]

@@ -224,19 +224,22 @@ class Backend(BaseBackend):
 
     def _setup_python(self) -> None:
         """Make the env a Python virtual environment with the image's interpreter, if it has one."""
-        wanted = self.settings.python
-        found = next(
-            (py for py in ([wanted] if wanted else ["python3", "python"]) if self.has_program(py)), None
-        )
+        settings = self.settings
+        wanted = settings.python
+        names = [*settings.try_first_with, *([wanted] if wanted else ["python3", "python"])]
+        found = next((py for py in names if self.has_program(py)), None)
         if found is None:
             if wanted:
                 raise UsageError(
                     f"-p {wanted}: no such interpreter in the image {self.settings.image}; give one it has"
                 )
             return
-        code, _out, err = self._capture([found, "-m", "venv", self.env_dir])
-        if code and "ensurepip" in err:  # e.g. Debian without python3-venv's ensurepip: no pip then
-            code, _out, err = self._capture([found, "-m", "venv", "--without-pip", self.env_dir])
+        venv = [found, "-m", "venv", *(["--system-site-packages"] if settings.system_site_packages else [])]
+        code, err = 1, "ensurepip"
+        if settings.pip != "none":
+            code, _out, err = self._capture([*venv, self.env_dir])
+        if code and "ensurepip" in err:  # --without-pip, or Debian without python3-venv's ensurepip
+            code, _out, err = self._capture([*venv, "--without-pip", self.env_dir])
         if code:
             last = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
             raise VenvrootError(f"making the Python virtual environment with {found} failed: {last}")

@@ -18,7 +18,6 @@ from ...envconfig import EnvConfig
 from ...errors import UsageError, VenvrootError
 from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
-from ...version import __version__
 from ..base import Backend as BaseBackend
 from . import coldstart, fastpath, holder, hostview, mountplan, processes, sources, survivors
 from .layout import (
@@ -215,13 +214,11 @@ class Backend(BaseBackend):
 
         view = self.view()
         search = fastpath.root_search_path(cfg)
-        python = pyenv.interpreter(view, search, self.settings.python)
+        python = pyenv.interpreter(view, search, self.settings.python, self.settings.try_first_with)
         if python is None:
             return
         ids = switch_ids(cfg)
-        argv = [python, "-c", pyenv.MAKE_VENV, self.env_dir, __version__]
-        if self.settings.prompt:
-            argv.append(" ".join(self.settings.prompt.splitlines()))  # one pyvenv.cfg line
+        argv = [python, "-c", pyenv.MAKE_VENV, self.env_dir, pyenv.venv_options(self.settings)]
         code, out, err = self.capture(cfg, argv, as_root=ids is not None)
         if code:
             detail = (err.strip().splitlines() or [f"exit status {code}"])[-1]
@@ -231,7 +228,7 @@ class Backend(BaseBackend):
             return
         report = pyenv.parse_report(out)
         pyenv.adopt_interpreter(self.env_dir, view, report, self.state.python)
-        pip = pyenv.install_pip(self.env_dir, report)
+        pip = None if self.settings.pip == "none" else pyenv.install_pip(self.env_dir, report)
         if ids is not None:
             pyenv.chown_venv(self.env_dir, ids)
         self.settings.extra[CFG_PYTHON] = report["full_version"] + (f", pip {pip}" if pip else ", no pip")

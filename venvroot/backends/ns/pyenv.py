@@ -18,10 +18,14 @@ import os
 
 from ...errors import UsageError, VenvrootError
 
-# Run by the root's interpreter, inside, as ``-c MAKE_VENV ENV VENVROOT_VERSION [PROMPT]``: a venv at
-# ENV without activate scripts (the env has venvroot's own) and without pip (unpacked afterwards);
-# pyvenv.cfg gets virtualenv's keys beside venv's (IDEs read version_info and prompt); report what
-# the host side needs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...settings import Settings
+
+# Run by the root's interpreter, inside, as ``-c MAKE_VENV ENV OPTIONS`` (JSON: venvroot, prompt,
+# system_site_packages; see venv_options): a venv at ENV without activate scripts (the env has
+# venvroot's own) and without pip (unpacked afterwards); pyvenv.cfg gets virtualenv's keys beside
+# venv's (IDEs read version_info and prompt); report what the host side needs.
 MAKE_VENV = r"""
 import json, os, platform, sys, sysconfig, venv
 
@@ -29,8 +33,8 @@ class Builder(venv.EnvBuilder):
     def setup_scripts(self, context):
         pass
 
-env = sys.argv[1]
-Builder(symlinks=True, with_pip=False).create(env)
+env, opts = sys.argv[1], json.loads(sys.argv[2])
+Builder(symlinks=True, with_pip=False, system_site_packages=opts["system_site_packages"]).create(env)
 cfg = os.path.join(env, "pyvenv.cfg")
 with open(cfg) as handle:
     lines = [line for line in handle.read().splitlines() if line.partition("=")[0].strip() != "prompt"]
@@ -39,13 +43,13 @@ base = getattr(sys, "_base_executable", None) or sys.executable
 extra = [
     ("implementation", platform.python_implementation()),
     ("version_info", ".".join(str(part) for part in sys.version_info)),
-    ("venvroot", sys.argv[2]),
+    ("venvroot", opts["venvroot"]),
     ("base-prefix", sys.base_prefix),
     ("base-exec-prefix", sys.base_exec_prefix),
     ("base-executable", base),
 ]
-if len(sys.argv) > 3:
-    extra.append(("prompt", sys.argv[3]))
+if opts["prompt"]:
+    extra.append(("prompt", opts["prompt"]))
 with open(cfg, "w") as handle:
     handle.write("".join(line + "\n" for line in lines))
     handle.write("".join("%s = %s\n" % item for item in extra if item[0] not in have))
@@ -60,10 +64,23 @@ print(json.dumps({
 """
 
 
-def interpreter(view, search_path: str, wanted: str | None) -> str | None:  # view: RootView
-    """The inside path of the interpreter to use: ``-p`` (a name or a path inside), else python3,
-    else python; None when the root has none (an explicit ``-p`` that is missing is an error)."""
-    names = [wanted] if wanted else ["python3", "python"]
+def venv_options(settings: Settings) -> str:
+    """MAKE_VENV's second argument."""
+    import json
+
+    from ...version import __version__
+
+    prompt = " ".join(settings.prompt.splitlines()) if settings.prompt else None  # one pyvenv.cfg line
+    return json.dumps(
+        {"venvroot": __version__, "prompt": prompt, "system_site_packages": settings.system_site_packages}
+    )
+
+
+def interpreter(view, search_path: str, wanted: str | None, first: list[str]) -> str | None:  # view: RootView
+    """The inside path of the interpreter to use: the first of ``first`` (--try-first-with) the root
+    has, else ``-p`` (a name or a path inside), else python3, else python; None when the root has
+    none (an explicit ``-p`` that is missing is an error)."""
+    names = [*first, wanted] if wanted else [*first, "python3", "python"]
     for name in names:
         found = view.find_program(name, search_path)
         if found is not None:
