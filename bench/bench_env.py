@@ -81,11 +81,12 @@ def quiet(argv: list[str], cwd: str | None = None) -> Callable[[], None]:
 
 def show(title: str, medians: dict[str, float], anchors: list[str]) -> None:
     print(f"\n{title}")
+    width = max(54, *(len(name) for name in medians))
     head = "".join(f" {'vs ' + a:>22s}" for a in anchors)
-    print(f"  {'':54s} {'median':>9s}{head}")
+    print(f"  {'':{width}s} {'median':>9s}{head}")
     for name, median in medians.items():
         ratios = "".join(f" {median / medians[a]:21.2f}x" for a in anchors)
-        print(f"  {name:54s} {median * 1000:7.1f}ms{ratios}")
+        print(f"  {name:{width}s} {median * 1000:7.1f}ms{ratios}")
 
 
 def creation(tmp: Path, root: Path, runs: int) -> None:
@@ -135,6 +136,17 @@ def ended(env: Path) -> Callable[[], None]:
             time.sleep(0.002)
 
     return stop
+
+
+def starter_of(env: Path) -> str:
+    """Which starter built ``env``'s running namespaces: the recorded holder's program says."""
+    from venvroot.backends.ns.layout import State, read_holder
+
+    found = read_holder(State(str(env)))
+    if found is None:
+        return "ended already"
+    exe = os.readlink(f"/proc/{found[0]}/exe")
+    return "compiled starter" if exe.endswith("/starter") else "Python starter"
 
 
 def shims(tmp: Path, root: Path, runs: int) -> None:
@@ -190,7 +202,15 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
         "shim true, host view, outside (cold: builds them)": ended(envs["host-outside"]),
         "shim true, busybox root, cold, Python starter (no compiler)": ended(envs["bb-python"]),
     }
-    medians.update(round_robin(cold, max(10, runs // 2), setup=stops))
+    cold_medians = round_robin(cold, max(10, runs // 2), setup=stops)
+    # Say which starter built each cold row's namespaces (the last run's holder tells).
+    for name, env in (
+        ("shim true, busybox root, outside (cold: builds them)", envs["bb-outside"]),
+        ("shim true, host view, outside (cold: builds them)", envs["host-outside"]),
+        ("shim true, busybox root, cold, Python starter (no compiler)", envs["bb-python"]),
+    ):
+        cold_medians[f"{name} [{starter_of(env)}]"] = cold_medians.pop(name)
+    medians.update(cold_medians)
     for name in ("bb-session", "host-session"):
         run([str(envs[name] / "bin" / ".venvroot-session"), "stop", str(os.getpid())])
     for env in envs.values():
@@ -244,6 +264,13 @@ def main() -> None:
         root = build_root(tmp / "busybox-root")
         who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (rootless)"
         print(f"venvroot ns backend benchmark, as {who}, Python {sys.version.split()[0]}, one run")
+        from venvroot.backends.ns import startfile
+
+        if not startfile.available():  # a checkout is not built: only `pip install` compiles it
+            print(
+                f"note: no compiled starter at {startfile.STARTER} (pip install builds it): "
+                "cold rows use Python"
+            )
         creation(tmp, root, max(3, args.runs // 4))
         shims(tmp, root, args.runs)
         activation(tmp, root, args.runs)
