@@ -88,6 +88,7 @@ OPTIONS: tuple[tuple[str, tuple[str, ...], str, str | None, str], ...] = (
     (VENVROOT, ("--directory",), "append", "HOST[:INSIDE][:rw|ro]", "extra mapping"),
     (VENVROOT, ("--link",), "append", "PROGRAM", "add a shim for PROGRAM"),
     (VENVROOT, ("--persistent",), "store_true", None, "keep processes running after deactivate"),
+    (VENVROOT, ("--pid",), "store_true", None, "ns: a PID namespace of its own: programs see only the env's"),
     (VENVROOT, ("--on-activate",), "append", "CMD", "run CMD inside at activation"),
     (VENVROOT, ("--on-deactivate",), "append", "CMD", "run CMD inside at deactivation"),
     (VENVROOT, ("--hostname",), "store", None, "hostname inside (an FQDN sets the domain name too)"),

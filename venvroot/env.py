@@ -110,6 +110,7 @@ class Environment:
             ("user", s.user or "(caller)"),
             ("directory", ", ".join(s.directory)),
             ("persistent", "yes" if s.persistent else "no"),
+            ("pid", "own namespace" if s.pid else ""),
             ("on-activate", " ; ".join(s.on_activate)),
             ("on-deactivate", " ; ".join(s.on_deactivate)),
             ("hostname", s.hostname or ""),

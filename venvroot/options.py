@@ -117,6 +117,7 @@ OPTIONS: dict[str, Option] = {
         Option("directory", list, check_directory),
         Option("link", list, check_link),
         Option("persistent", bool),
+        Option("pid", bool),
         Option("on-activate", list, check_nonempty),
         Option("on-deactivate", list, check_nonempty),
         Option("hostname", str, check_hostname),

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, object] = {
     "directory": [],
     "link": [],
     "persistent": False,
+    "pid": False,
     "on_activate": [],
     "on_deactivate": [],
     "hostname": None,
@@ -51,6 +52,7 @@ class Settings:
     directory: list[str]
     link: list[str]
     persistent: bool
+    pid: bool  # ns: a PID namespace of the env's own, its holder as init
     on_activate: list[str]
     on_deactivate: list[str]
     hostname: str | None

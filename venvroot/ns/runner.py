@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import sandbox, seccomp, syscalls
+from . import relay, sandbox, seccomp, syscalls
 from .errors import KINDS, ChrootError
 from .mounts import Mount, check_sources, default_mounts
 
@@ -185,8 +185,9 @@ def join_command(
 ) -> NoReturn:
     """Replace this process with ``argv`` inside the namespaces and root of the running process
     ``holder`` (a program started inside a root, e.g. a session's holder): what ``nsenter -U -m -u
-    -i -n`` does. A PID namespace is not joined (that needs a fork); run the holder without one.
-    The caller must be allowed to join (its own user's namespaces, or root)."""
+    -i -n -p`` does. A PID namespace of the holder's needs a fork: the program runs in it as a
+    child, this process stays outside as its relay (relay.py). The caller must be allowed to join
+    (its own user's namespaces, or root)."""
     command = _command(argv, env)
     where = f"the namespaces of process {holder}"
     order = (
@@ -195,6 +196,7 @@ def join_command(
         ("uts", syscalls.CLONE_NEWUTS),
         ("ipc", syscalls.CLONE_NEWIPC),
         ("net", syscalls.CLONE_NEWNET),
+        ("pid", syscalls.CLONE_NEWPID),
     )
     fds: list[tuple[str, int, int]] = []
     try:
@@ -211,6 +213,9 @@ def join_command(
     finally:
         for _, _, fd in fds:
             _close(fd)
+    joined_pid = bool(fds) and fds[-1][0] == "pid"
+    if joined_pid:
+        relay.fork_in()
     # Joining a mount namespace moves the root and cwd to that namespace's root (the pivoted root).
     try:
         os.chdir(cwd or "/")
@@ -219,6 +224,8 @@ def join_command(
     if joined_user:
         syscalls.set_no_new_privs()
     seccomp.deny_tty_injection()
+    if joined_pid:
+        relay.die_with_relay()
     for s in _PYTHON_IGNORED:
         _sig.signal(s, _sig.SIG_DFL)
     _execute(command, where)

@@ -39,6 +39,7 @@ MNT_DETACH = 0x2
 UMOUNT_NOFOLLOW = 0x8
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -213,6 +214,10 @@ def seccomp_filter(instructions: bytes) -> None:
 
 def set_parent_death_signal(signum: int) -> None:
     _call("prctl", PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+
+def set_dumpable(dumpable: bool) -> None:
+    _call("prctl", PR_SET_DUMPABLE, int(dumpable), 0, 0, 0)
 
 
 def _u64s(*values: int) -> bytes:

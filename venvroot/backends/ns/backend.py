@@ -19,7 +19,7 @@ from ...errors import UsageError, VenvrootError
 from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
-from . import coldstart, fastpath, holder, hostview, mountplan, processes, sources, survivors
+from . import coldstart, fastpath, holder, hostview, mountplan, pidns, processes, sources, survivors
 from .layout import (
     CFG_FALLBACKS,
     CFG_GID,
@@ -325,7 +325,7 @@ class Backend(BaseBackend):
         user in the current directory (mapped), stdin empty. A failing one is reported and the
         next ones still run (as in the docker backend)."""
         state = self.state
-        found = read_holder(state) or survivors.take_over(cfg, state) or coldstart.start(cfg, state)
+        found = read_holder(state) or survivors.take_over(cfg, state) or _start(cfg, state)
         try:
             cwd = inside.map_cwd(self.env_dir, cfg.get_list("directory"), os.getcwd())
         except FileNotFoundError:
@@ -418,6 +418,11 @@ class Backend(BaseBackend):
             extra.get(CFG_LOGIN) or f"the caller (uid {os.getuid() if uid is None else uid})"
         )
         return facts
+
+
+def _start(cfg: EnvConfig, state: State) -> tuple[int, str]:
+    """Start the env's namespaces from management (hooks): with --pid, its holder as init."""
+    return (pidns.start if cfg.get_bool("pid") else coldstart.start)(cfg, state)
 
 
 def remove_tree(path: str) -> None:

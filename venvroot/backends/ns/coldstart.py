@@ -55,7 +55,7 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
     as ``--user`` says."""
     where = f"cannot start the environment {cfg.env_dir}"
     try:
-        spec = _spec(cfg, state)
+        spec = namespace_spec(cfg, state)
         facts = holder_facts(cfg)
         token = os.urandom(8).hex()
         state_fd = os.open(state.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -76,8 +76,8 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
                 os.close(point.parent_fd)
             sandbox.switch_root(spec, root_fd, own_mount_ns=False)
             os.close(root_fd)
-            _write(state.hidden + "/shim.sh", facts["fragment"].encode())
-            _write(f"{state.hidden}/{MARKER_PREFIX}{token}", b"")
+            write_file(state.hidden + "/shim.sh", facts["fragment"].encode())
+            write_file(f"{state.hidden}/{MARKER_PREFIX}{token}", b"")
         except VenvrootError as exc:
             raise VenvrootError(f"{where}: {exc}") from None
         except OSError as exc:
@@ -132,7 +132,8 @@ def from_a_child(work: Callable[[], tuple[int, str]], where: str) -> tuple[int, 
     raise VenvrootError(f"{where}: it ended without a word")
 
 
-def _spec(cfg: EnvConfig, state: State) -> sandbox.Spec:
+def namespace_spec(cfg: EnvConfig, state: State) -> sandbox.Spec:
+    """The runner's spec of the env's namespaces (no PID namespace: pidns.py adds it)."""
     uid, gid = runner_ids(cfg)
     if os.geteuid() == 0:
         uid = gid = 0  # the holder stays root; the program's ids are switched to after it is forked
@@ -168,7 +169,7 @@ def holder_facts(cfg: EnvConfig) -> dict:
     }
 
 
-def _write(path: str, data: bytes) -> None:
+def write_file(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, data)

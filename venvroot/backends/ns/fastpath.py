@@ -45,10 +45,12 @@ def root_search_path(cfg: EnvConfig) -> str:
     return ":".join(d for d in full.split(":") if d != bin_dir)
 
 
-def nsenter_flags(ids: tuple[int, int] | None) -> list[str]:
+def nsenter_flags(ids: tuple[int, int] | None, pid: bool = False) -> list[str]:
+    """``pid`` (--pid): nsenter then forks the program into the holder's PID namespace and waits."""
+    own_pid = ["-p"] if pid else []
     if os.geteuid() != 0:
-        return ["-U", "--preserve-credentials", "-m", "-u", "-i"]
-    flags = ["-m", "-u", "-i"]
+        return ["-U", "--preserve-credentials", "-m", "-u", "-i", *own_pid]
+    flags = ["-m", "-u", "-i", *own_pid]
     if ids is not None:
         flags += ["-S", str(ids[0]), "-G", str(ids[1])]
     return flags
@@ -103,7 +105,8 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
         nsenter = _which("nsenter")
         if nsenter is None:
             return None
-        enter = f'{q(nsenter)} -t "$_vr_pid" {" ".join(nsenter_flags(ids))} -W "$_vr_wd" -- "$_vr_prog" "$@"'
+        flags = " ".join(nsenter_flags(ids, cfg.get_bool("pid")))
+        enter = f'{q(nsenter)} -t "$_vr_pid" {flags} -W "$_vr_wd" -- "$_vr_prog" "$@"'
     state = State(cfg.env_dir)
     login = cfg.get(CFG_LOGIN)
     if login:

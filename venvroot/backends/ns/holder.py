@@ -448,15 +448,16 @@ def join(
         from venvroot.ns import join_command
 
         join_command(holder, argv, env=env, cwd=cwd)
-    from venvroot.ns import seccomp, syscalls
+    from venvroot.ns import relay, seccomp, syscalls
 
     fds = []
     try:
-        for name, flag in (
-            ("mnt", syscalls.CLONE_NEWNS),
-            ("uts", syscalls.CLONE_NEWUTS),
-            ("ipc", syscalls.CLONE_NEWIPC),
-        ):
+        order = [("mnt", syscalls.CLONE_NEWNS), ("uts", syscalls.CLONE_NEWUTS)]
+        order.append(("ipc", syscalls.CLONE_NEWIPC))
+        own_pid = relay.other_pid_namespace(holder)
+        if own_pid:  # --pid (pidns.py)
+            order.append(("pid", syscalls.CLONE_NEWPID))
+        for name, flag in order:  # all opened first: joining the mount namespace hides /proc/<holder>
             fds.append((flag, os.open(f"/proc/{holder}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
         for flag, fd in fds:
             syscalls.setns(fd, flag)
@@ -466,6 +467,11 @@ def join(
     finally:
         for _, fd in fds:
             os.close(fd)
+    if own_pid:
+        relay.fork_in()
+        take_ids(ids)
+        relay.die_with_relay()  # after the ids: changing them clears it
+        ids = None
     become(argv, env, cwd, ids)
 
 
@@ -478,21 +484,27 @@ def become(argv: list[str], env: Mapping[str, str], cwd: str, ids: tuple[int, in
         raise VenvrootError(
             f"cannot change directory to {cwd} inside the environment: {exc.strerror}"
         ) from None
-    if ids is not None:
-        uid, gid = ids
-        try:
-            os.setgroups([gid])
-            os.setgid(gid)
-            os.setuid(uid)
-        except OSError as exc:
-            raise VenvrootError(
-                f"cannot run as uid {uid} gid {gid} inside: {exc.strerror} (root without CAP_SYS_ADMIN "
-                "can map only itself into the environment; give it CAP_SYS_ADMIN, or run as that user)"
-            ) from None
+    take_ids(ids)
     for s in (_sig.SIGPIPE, getattr(_sig, "SIGXFSZ", _sig.SIGPIPE)):
         _sig.signal(s, _sig.SIG_DFL)
     flush_std()
     _execvpe(argv, env)
+
+
+def take_ids(ids: tuple[int, int] | None) -> None:
+    """Switch to ``ids`` (uid, gid), if given, with no supplementary group but that gid."""
+    if ids is None:
+        return
+    uid, gid = ids
+    try:
+        os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        raise VenvrootError(
+            f"cannot run as uid {uid} gid {gid} inside: {exc.strerror} (root without CAP_SYS_ADMIN "
+            "can map only itself into the environment; give it CAP_SYS_ADMIN, or run as that user)"
+        ) from None
 
 
 SHIM_MARK = b"\n# venvroot shim:"  # the second line of every shim (shims/shim.tmpl)

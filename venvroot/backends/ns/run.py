@@ -41,6 +41,10 @@ def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
         from .survivors import take_over
 
         found = take_over(cfg, state)
+    if found is None and cfg.get_bool("pid"):  # its holder is init: start it, then join it
+        from .pidns import start
+
+        found = start(cfg, state)
     if found is None:
         from .coldstart import start_here
 

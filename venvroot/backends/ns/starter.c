@@ -491,6 +491,52 @@ static int deny_tty_injection(void) {
 #endif
 }
 
+/* A holder in a PID namespace of its own (--pid, pidns.py): only a child enters it. This process
+ * stays outside as the relay (as venvroot/ns/relay.py does): signals sent to it go to the program,
+ * signals from the terminal (SI_KERNEL) reach both already, a terminal stop stops both, and it ends
+ * as the program did. The program dies with it (PR_SET_PDEATHSIG, set after its ids are final). */
+static void relay(pid_t child, const sigset_t *watched) {
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd); /* no reader waits for us */
+    close_from(3);
+    for (;;) {
+        siginfo_t si;
+        int s = sigwaitinfo(watched, &si);
+        if (s < 0) continue;
+        if (s == SIGCHLD) {
+            int status;
+            if (waitpid(child, &status, WNOHANG) != child) continue;
+            if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+            s = WTERMSIG(status);
+            prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* the program's core, not ours */
+            signal(s, SIG_DFL);
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, s);
+            sigprocmask(SIG_UNBLOCK, &one, NULL);
+            kill(getpid(), s);
+            _exit(128 + s);
+        }
+        if (si.si_code != SI_KERNEL) kill(child, s);
+        if (s == SIGTSTP || s == SIGTTIN || s == SIGTTOU) kill(getpid(), SIGSTOP);
+    }
+}
+
+static const int relayed[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+                              SIGALRM, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGCHLD};
+
+/* Fork into the PID namespace joined: returns in the child; the parent relays and never returns. */
+static void fork_in(void) {
+    sigset_t watched, before;
+    sigemptyset(&watched);
+    for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++) sigaddset(&watched, relayed[i]);
+    sigprocmask(SIG_BLOCK, &watched, &before);
+    pid_t child = fork();
+    if (child < 0) _exit(fail("cannot fork into the PID namespace", NULL));
+    if (child > 0) relay(child, &watched);
+    sigprocmask(SIG_SETMASK, &before, NULL);
+}
+
 /* --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]: replace this process with PROGRAM in the namespaces of
  * PID (rootless, its user namespace too), in DIR; IDS "UID:GID" (as root with --user: the
  * supplementary groups dropped) or "-". What `nsenter -t PID [-U --preserve-credentials] -m -u -i
@@ -501,11 +547,12 @@ static int join(char **argv) {
     const char *again = strcmp(argv[3], "--again") == 0 && argv[4] && argv[5] ? argv[4] : NULL;
     char **program = argv + (again ? 5 : 3);
     static const struct { const char *name; int flag; } order[] = {
-        {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC}};
-    int fds[4];
+        {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC},
+        {"pid", CLONE_NEWPID}};
+    int fds[5];
     char path[64];
     struct stat theirs, ours;
-    for (int i = 0; i < 4; i++) { /* all opened first: the mount namespace hides /proc/PID */
+    for (int i = 0; i < 5; i++) { /* all opened first: the mount namespace hides /proc/PID */
         snprintf(path, sizeof path, "/proc/%s/ns/%s", argv[0], order[i].name);
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0 && again && (errno == ENOENT || errno == ESRCH)) { /* ended meanwhile */
@@ -517,8 +564,12 @@ static int join(char **argv) {
     /* Root stays in its own user namespace (whatever a holder's is): it may take any ids here. */
     int skip_user = geteuid() == 0 || (fstat(fds[0], &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 &&
                                        theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev);
-    for (int i = skip_user; i < 4; i++)
+    int own_pid = fstat(fds[4], &theirs) == 0 && stat("/proc/self/ns/pid_for_children", &ours) == 0 &&
+                  theirs.st_ino != ours.st_ino;
+    for (int i = skip_user; i < 4 + own_pid; i++)
         if (setns(fds[i], order[i].flag) < 0) return fail("cannot join the namespace", order[i].name);
+    for (int i = 0; i < 5; i++) close(fds[i]);
+    if (own_pid) fork_in();
     /* Rootless, as the Python starter: no program gains privileges through exec (setuid, file
      * capabilities) beyond what the user has. */
     if (!skip_user && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return fail("cannot set no_new_privs", NULL);
@@ -529,6 +580,8 @@ static int join(char **argv) {
         if (sscanf(argv[2], "%u:%u", &uid, &gid) != 2) return errno = EINVAL, fail("bad ids", argv[2]);
         if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) return fail("cannot take the ids", argv[2]);
     }
+    if (own_pid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != 0)) /* 0: the relay, outside */
+        return FAILED;
     execv(program[0], program);
     int missing = errno == ENOENT || errno == ENOTDIR;
     fprintf(stderr, "venvroot: cannot run '%s' inside the environment: %s\n", program[0], strerror(errno));
