@@ -160,3 +160,17 @@ def test_hatch_virtual_env_runs_inside_a_venvroot_env(proj: Project) -> None:
     ran = proj.run([PY, "-m", "hatch", "run", "python", "-c", writer_code(tag)], env=environ, timeout=120)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert_isolated(proj.path / ".hatch-env", tag, ran.stdout)
+
+
+def test_venvroot_command_reads_the_variables_too(proj: Project) -> None:
+    environ = {**proj.environ, "VENVROOT_HOSTNAME": "from-env", "VENVROOT_LINK": "hostname,id"}
+    made = proj.venvroot(proj.path / "a", env=environ)
+    assert made.returncode == 0, made.stderr
+    assert proj.run([proj.path / "a" / "bin" / "hostname"]).stdout.strip() == "from-env"
+    assert (proj.path / "a" / "bin" / "id").is_file()  # a list: comma-separated
+    made = proj.venvroot(proj.path / "b", "--hostname", "from-cli", env=environ)  # the command line wins
+    assert made.returncode == 0, made.stderr
+    assert proj.run([proj.path / "b" / "bin" / "hostname"]).stdout.strip() == "from-cli"
+    bad = proj.venvroot(proj.path / "c", env={**environ, "VENVROOT_PERSISTENT": "maybe"})
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "VENVROOT_PERSISTENT" in bad.stderr
+    assert not (proj.path / "c").exists()
