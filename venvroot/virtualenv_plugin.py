@@ -70,10 +70,6 @@ class VenvrootCreator(Creator):
         return _Meta(None if sys.platform.startswith("linux") else "venvroot needs Linux")
 
     @classmethod
-    def can_describe(cls, interpreter: PythonInfo) -> bool:
-        return False  # never the describer virtualenv picks for its own creators
-
-    @classmethod
     def add_parser_arguments(
         cls, parser: ArgumentParser, interpreter: PythonInfo, meta: CreatorMeta, app_data: AppData
     ) -> None:
