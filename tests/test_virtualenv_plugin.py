@@ -72,6 +72,12 @@ def test_virtualenv_creator_makes_a_venvroot_env_seeded_by_virtualenv(proj: Proj
     ran = proj.run([env / "bin" / "python", "-c", writer_code(tag)])
     assert ran.returncode == 0, ran.stderr
     assert_isolated(env, tag, ran.stdout)
+    # An environment is replaced only with --clear, as virtualenv's own creators do it.
+    again = proj.run([PY, "-m", "virtualenv", "--creator", "venvroot", env])
+    assert again.returncode != 0 and "use --clear" in again.stdout, again.stdout
+    cleared = proj.run([PY, "-m", "virtualenv", "--creator", "venvroot", "--clear", env])
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    assert not (Path(State(str(env)).layer("/etc")[0]) / f"vr-{tag}").exists()  # a new root layer
 
 
 def test_settings_come_from_venvroot_conf_and_variables(proj: Project) -> None:
@@ -115,6 +121,7 @@ def test_tox_installs_deps_and_runs_its_commands_inside_a_venvroot_env(proj: Pro
     env = proj.path / ".tox" / "py"
     assert_isolated(env, tag, ran.stdout)
     assert f"DEP {env}/lib/python" in ran.stdout  # tox's pip installed the dep into the env
+    assert (env / ".tox-info.json").is_file() and (env / "log").is_dir()  # what tox put there first
 
 
 NOXFILE = """import nox
