@@ -59,8 +59,15 @@ setup(
         "shellingham>=1.4",
         "tomli>=1.1; python_version < '3.11'",
     ],
-    extras_require={"test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61"]},
-    entry_points={"console_scripts": ["venvroot = venvroot.cli:main"]},
+    extras_require={
+        "test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61"]
+        # the virtualenv plugin's tests drive the real tools
+        + ["tox>=4", "nox", "hatch"]
+    },
+    entry_points={
+        "console_scripts": ["venvroot = venvroot.cli:main"],
+        "virtualenv.create": ["venvroot = venvroot.virtualenv_plugin:VenvrootCreator"],
+    },
     cmdclass={"build_py": BuildWithStarter},
     distclass=PlatformDistribution,
     classifiers=[

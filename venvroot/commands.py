@@ -34,6 +34,7 @@ def cmd_create(argv: list[str]) -> int:
         values.update(config.load(config_file))
     elif os.path.isfile(config.DEFAULT_NAME):
         values.update(config.load(config.DEFAULT_NAME))
+    values.update(config.from_environ(os.environ))
     for dest, value in ns.items():
         values[dest.replace("_", "-")] = check(dest.replace("_", "-"), value)
     clear = bool(values.pop("clear", False))

@@ -1,9 +1,15 @@
-"""``.venvroot.conf``: TOML defaults for ``venvroot create``, checked key by key."""
+"""``.venvroot.conf`` (TOML) and ``VENVROOT_*`` variables: defaults for a create, checked key by key."""
 
 from __future__ import annotations
 
+import os
+
 from .errors import UsageError
 from .options import OPTIONS, check
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_NAME = ".venvroot.conf"
 
@@ -59,3 +65,64 @@ def _type_ok(kind: type, key: str, value: object) -> bool:
     if isinstance(value, str):
         return True
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# The settings that VENVROOT_<KEY> variables give (VENVROOT_ON_ACTIVATE for on-activate): the
+# environment's own, not virtualenv's flags, which its own VIRTUALENV_* variables carry.
+ENV_KEYS = (
+    "backend",
+    "root",
+    "image",
+    "user",
+    "directory",
+    "link",
+    "persistent",
+    "on-activate",
+    "on-deactivate",
+    "hostname",
+    "activators",
+    "python",
+)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def env_name(key: str) -> str:
+    return "VENVROOT_" + key.upper().replace("-", "_")
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, object]:
+    """``{option key: checked value}`` from the VENVROOT_* variables that are set; a list takes
+    comma- or newline-separated items, a switch 1/0, true/false, yes/no or on/off."""
+    out: dict[str, object] = {}
+    for key in ENV_KEYS:
+        name = env_name(key)
+        raw = environ.get(name)
+        if raw is None:
+            continue
+        kind = OPTIONS[key].kind
+        value: object = raw
+        if kind is bool:
+            if raw.strip().lower() not in _TRUE + _FALSE:
+                raise UsageError(f"{name}={raw!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+            value = raw.strip().lower() in _TRUE
+        elif kind is list:
+            value = [item.strip() for item in raw.replace("\n", ",").split(",") if item.strip()]
+        try:
+            out[key] = check(key, value)
+        except UsageError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+    return out
+
+
+def find(start: str) -> str | None:
+    """The nearest ``.venvroot.conf`` in ``start`` or a directory above it, as tox finds tox.ini."""
+    here = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(here, DEFAULT_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent

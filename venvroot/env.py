@@ -63,6 +63,18 @@ class Environment:
                 )
         return [writer.write_shim(self.dir, p) for p in programs]
 
+    def write_activators(self) -> None:
+        """(Re)write ``bin/activate*`` for the settings' shells (the session hook, if any, exists)."""
+        from .activators import ACTIVATORS, ActivationContext
+
+        session = None
+        if self.backend.uses_session:
+            session = os.path.join(self.dir, "bin", writer.SESSION_HOOK)
+        bin_dir = os.path.join(self.dir, "bin")
+        ctx = ActivationContext(self.dir, bin_dir, self.settings.effective_prompt, session)
+        for name in self.settings.activators:
+            ACTIVATORS[name]().generate(ctx)
+
     def unlink(self, programs: list[str]) -> list[str]:
         return [writer.remove_shim(self.dir, p) for p in programs]
 
@@ -260,8 +272,6 @@ def _make_dirs(path: str) -> str | None:
 
 
 def _write_layout(env: Environment) -> None:
-    from .activators import ACTIVATORS, ActivationContext
-
     s, path = env.settings, env.dir
     bin_dir = f"{path}/bin"
     os.mkdir(bin_dir)
@@ -270,10 +280,7 @@ def _write_layout(env: Environment) -> None:
     if not s.no_vcs_ignore:
         with open(f"{path}/.gitignore", "w", encoding="utf-8") as handle:
             handle.write("# created by venvroot automatically\n*\n")
-    session = None
     if env.backend.uses_session:
-        session = writer.write_manage_script(path, writer.SESSION_HOOK, "session")
-    ctx = ActivationContext(path, bin_dir, s.effective_prompt, session)
-    for name in s.activators:
-        ACTIVATORS[name]().generate(ctx)
+        writer.write_manage_script(path, writer.SESSION_HOOK, "session")
+    env.write_activators()
     writer.write_manage_script(path, "destroy", "destroy")
