@@ -38,6 +38,9 @@ class PlatformDistribution(Distribution):
         return True
 
 
+# Host tools the tests run against real envs (tests/test_host_tools.py, tests/test_host_ide.py).
+HOST_TOOLS = ["uv", "poetry", "pipx", "pre-commit", "jupyter_client"]
+
 version: dict[str, str] = {}
 exec(Path("venvroot/version.py").read_text(), version)
 
@@ -59,7 +62,9 @@ setup(
         "shellingham>=1.4",
         "tomli>=1.1; python_version < '3.11'",
     ],
-    extras_require={"test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61"]},
+    extras_require={
+        "test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61", *HOST_TOOLS]
+    },
     entry_points={"console_scripts": ["venvroot = venvroot.cli:main"]},
     cmdclass={"build_py": BuildWithStarter},
     distclass=PlatformDistribution,
