@@ -1,10 +1,12 @@
 """Host IDE tooling finds and uses a venvroot env: an IDE-style discovery (tests/ide_discovery.py)
 sees it with true host paths, and a kernel registered from inside with `ipykernel install --user`
-starts from the host's jupyter_client and runs inside the env's root."""
+starts from the host's jupyter_client (its connection file in the host's /tmp, which the env sees
+copy-on-write) and runs inside the env's root."""
 
 from __future__ import annotations
 
 import pwd
+import tempfile
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -58,7 +60,7 @@ def test_ipykernel_installed_from_inside_starts_from_a_host_jupyter(
         )
         assert (data / "kernels" / name / "kernel.json").is_file()
         code = f"import sys; open({probe!r}, 'w').write('x'); print(sys.prefix)"
-        assert _run_in_kernel(manager, name, data / "runtime", code) == str(env)
+        assert _run_in_kernel(manager, name, code) == str(env)
         assert not Path(probe).exists(), "the kernel wrote to the host's /etc"
         assert inside(env, f"print(open({probe!r}).read())") == "x"
         assert list(env.glob(f".venvroot/ns/**/{Path(probe).name}")), "not in the env's layer"
@@ -74,14 +76,12 @@ def _jupyter_client() -> ModuleType:
     return manager
 
 
-def _run_in_kernel(manager: ModuleType, kernel_name: str, runtime: Path, code: str) -> str:
-    """Start the kernel as a Jupyter server does (its connection file in Jupyter's runtime
-    directory), run ``code`` and return what it printed."""
-    runtime.mkdir(exist_ok=True)
-    km = manager.KernelManager(
-        kernel_name=kernel_name, connection_file=str(runtime / f"kernel-{uuid.uuid4()}.json")
-    )
+def _run_in_kernel(manager: ModuleType, kernel_name: str, code: str) -> str:
+    """Start the kernel as jupyter_client's KernelManager does by default (its connection file in
+    the host's /tmp), run ``code`` and return what it printed."""
+    km = manager.KernelManager(kernel_name=kernel_name)
     km.start_kernel()
+    assert km.connection_file.startswith(("/tmp/", str(Path(tempfile.gettempdir())))), km.connection_file
     client = km.client()
     client.start_channels()
     printed: list[str] = []
