@@ -72,11 +72,16 @@ class Planner:
         names to a program inside (a Jupyter connection file, a script) is found; else private.
         Never read-only, and never rebuilt (programs make files in /tmp all the time)."""
         fstype = self.points.get("/tmp")
-        if "/tmp" in self.refused or self.submounts("/tmp") or (fstype and fstype not in FILE_SYSTEMS):
-            self.fallbacks.append("/tmp private (the host's /tmp cannot be overlaid)")
-            return
-        if os.path.isdir("/tmp") and not os.path.islink("/tmp"):
-            self.entries.append({"kind": "overlay", "dest": "/tmp"})
+        usable = os.path.isdir("/tmp") and not os.path.islink("/tmp") and fstype in (None, *FILE_SYSTEMS)
+        if usable and "/tmp" not in self.refused:
+            if not self.submounts("/tmp"):
+                self.entries.append({"kind": "overlay", "dest": "/tmp"})
+                return
+            if not self.rootless:  # root overlays it and each submount on top, as elsewhere
+                self.directory("/tmp", 1)
+                return
+        why = "the kernel refused an overlay" if "/tmp" in self.refused else "mounts below it"
+        self.fallbacks.append(f"/tmp private ({why if usable else 'not a directory that can be overlaid'})")
 
     def _children(self, path: str, depth: int, skip: tuple[str, ...] = ()) -> None:
         for name in sorted(os.listdir(path)):
