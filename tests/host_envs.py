@@ -35,7 +35,9 @@ def run(
     if user is not None and user.pw_uid != os.getuid():
         argv = as_user(user, argv)  # runuser keeps the environment; HOME is the user's
         full["HOME"] = user.pw_dir
-    done = subprocess.run(argv, cwd=cwd, env=full, capture_output=True, text=True, timeout=180)
+    # Not the checkout by default: `-m venvroot` would import its sources, and CI's checkout may be
+    # unreadable to the test user.
+    done = subprocess.run(argv, cwd=cwd or "/", env=full, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
