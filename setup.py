@@ -38,6 +38,9 @@ class PlatformDistribution(Distribution):
         return True
 
 
+# Host tools the tests run against real envs (tests/test_host_tools.py, tests/test_host_ide.py).
+HOST_TOOLS = ["uv", "poetry", "pipx", "pre-commit", "jupyter_client"]
+
 version: dict[str, str] = {}
 exec(Path("venvroot/version.py").read_text(), version)
 
@@ -60,7 +63,7 @@ setup(
         "tomli>=1.1; python_version < '3.11'",
     ],
     extras_require={
-        "test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61"]
+        "test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61", *HOST_TOOLS]
         # the virtualenv plugin's tests drive the real tools
         + ["tox>=4", "nox", "hatch"]
     },

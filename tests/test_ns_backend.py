@@ -92,6 +92,28 @@ def test_root_changes_stay_inside_and_project_files_reach_the_host(host: tuple[P
     assert not Path(f"/dev/shm/vr-{tag}").exists()
 
 
+def test_tmp_shows_the_hosts_copy_on_write(host: tuple[Project, Path]) -> None:
+    """A file a host program makes in /tmp, even while the env runs, is there inside (a Jupyter
+    connection file, a script to run); what programs inside change there stays in the env."""
+    project, env = host
+    tag = uuid.uuid4().hex[:8]
+    assert shim(project, env, "sh", "-c", "echo up").returncode == 0  # the namespaces run now
+    made = Path(f"/tmp/vr-host-{tag}")
+    made.write_text("host\n")
+    try:
+        if project.who.user is not None:
+            os.chown(made, project.who.uid, project.who.gid)
+        script = f"cat {made} && echo inside >> {made} && echo new > /tmp/vr-new-{tag} && cat {made}"
+        out = shim(project, env, "sh", "-c", script)
+        plan = [line for line in (env / ".venvroot/ns/plan").read_text().splitlines() if "/tmp" in line]
+        assert (out.returncode, out.stdout.split()) == (0, ["host", "host", "inside"]), (out.stderr, plan)
+        assert made.read_text() == "host\n"
+        assert not Path(f"/tmp/vr-new-{tag}").exists()
+        assert shim(project, env, "cat", f"/tmp/vr-new-{tag}").stdout == "new\n"
+    finally:
+        made.unlink()
+
+
 def test_user_home_and_current_directory(host: tuple[Project, Path]) -> None:
     project, env = host
     entry = pwd.getpwuid(project.who.uid)

@@ -265,8 +265,11 @@ class Backend(BaseBackend):
         state, extra = self.state, self.settings.extra
         if extra.get(CFG_SOURCE, "host") != "host":
             return RootView([Layer("/", [state.upper, extra.get(CFG_LOWER) or state.lower], True)])
-        layers = [Layer("/", [state.root], True), Layer("/tmp", [state.tmp], True)]
-        for entry in hostview.current_plan(state)["entries"]:
+        plan = hostview.current_plan(state)
+        layers = [Layer("/", [state.root], True)]
+        if not hostview.tmp_overlaid(plan):
+            layers.append(Layer("/tmp", [state.tmp], True))
+        for entry in plan["entries"]:
             kind, dest = entry["kind"], entry["dest"]
             if kind == "overlay":
                 layers.append(Layer(dest, [state.layer(dest)[0], dest], True))

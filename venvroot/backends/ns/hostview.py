@@ -26,7 +26,7 @@ import stat
 from ...hostmounts import mount_table, unescape
 from .layout import State
 
-# Mounted by the env itself (proc, sys, dev, a private tmp, the host at /r).
+# Mounted by the env itself (proc, sys, dev, tmp, the host at /r).
 OWN_TOP = ("proc", "sys", "dev", "tmp", "r")
 # Trees that container engines mount and unmount at any moment: read-only, never overlaid.
 ENGINE_TREES = (
@@ -64,7 +64,24 @@ class Planner:
     def plan(self) -> list[dict]:
         self.entries.append({"kind": "skeleton", "dest": "/"})
         self._children("/", 0, skip=OWN_TOP)
+        self._tmp()
         return self.entries
+
+    def _tmp(self) -> None:
+        """/tmp copy-on-write when the kernel allows, so that a file a host program makes there and
+        names to a program inside (a Jupyter connection file, a script) is found; else private.
+        Never read-only, and never rebuilt (programs make files in /tmp all the time)."""
+        fstype = self.points.get("/tmp")
+        usable = os.path.isdir("/tmp") and not os.path.islink("/tmp") and fstype in (None, *FILE_SYSTEMS)
+        if usable and "/tmp" not in self.refused:
+            if not self.submounts("/tmp"):
+                self.entries.append({"kind": "overlay", "dest": "/tmp"})
+                return
+            if not self.rootless:  # root overlays it and each submount on top, as elsewhere
+                self.directory("/tmp", 1)
+                return
+        why = "the kernel refused an overlay" if "/tmp" in self.refused else "mounts below it"
+        self.fallbacks.append(f"/tmp private ({why if usable else 'not a directory that can be overlaid'})")
 
     def _children(self, path: str, depth: int, skip: tuple[str, ...] = ()) -> None:
         for name in sorted(os.listdir(path)):
@@ -119,6 +136,11 @@ class Planner:
         self.entries.append({"kind": "skeleton", "dest": path})
         self.fallbacks.append(f"{path} rebuilt entry by entry ({reason}; its own files read-only)")
         self._children(path, depth)
+
+
+def tmp_overlaid(plan: dict) -> bool:
+    """Whether the plan shows the host's /tmp copy-on-write (else /tmp is the env's private one)."""
+    return any(e["kind"] == "overlay" and e["dest"] == "/tmp" for e in plan["entries"])
 
 
 def fingerprint(entries: list[dict], table: list[tuple[str, str]]) -> list[str]:

@@ -10,7 +10,7 @@ Standard library only, and only ``os``: the shims' Python path imports this modu
                     could not be overlaid); for other sources an empty mount point for the overlay
     upper/ work/    the writable layer of a single-overlay root (directory, tarball, docker image)
     layers/NAME/    upper/ and work/ of each overlaid host directory (NAME: the path, escaped)
-    tmp/            the host view's private /tmp
+    tmp/            the host view's private /tmp, where the host's cannot be overlaid
     plan            the host view: which directory is overlaid, recursed into or bound read-only
     python          the env's interpreter(s): "NAME<TAB>host path of the real file" per line
     holder          "PID TOKEN": the process that keeps the env's namespaces alive

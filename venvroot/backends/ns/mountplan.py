@@ -5,7 +5,8 @@
    read-only binds; or, for a directory, tarball or image, one overlay of the pristine lower layer
    with the env's writable layer, then ``/r``;
 2. kernel interfaces: the host's /proc (read-only /proc/sys as root), /sys read-only, the host's
-   /dev with a private /dev/shm; the host view's private /tmp; the host's resolv.conf for other roots;
+   /dev with a private /dev/shm; the host view's private /tmp where its /tmp cannot be overlaid
+   (hostview.py); the host's resolv.conf for other roots;
 3. the mappings: the project directory (which holds the env) read-write at its own path, then each
    ``--directory``;
 4. the env's interpreter over ``<env>/bin/python*`` (those are shims on the host);
@@ -64,7 +65,8 @@ def mounts(cfg: EnvConfig) -> list[Mount]:
         # The binds after every overlay (none holds an overlay; one may lie inside one, which then
         # still comes first): the overlays form long runs, mounted on several threads (sandbox.py).
         out.extend(binds)
-        out.append(Mount.bind(state.tmp, "/tmp"))
+        if not hostview.tmp_overlaid(plan):
+            out.append(Mount.bind(state.tmp, "/tmp"))
     else:
         out.append(Mount.overlay("/", cfg.get(CFG_LOWER) or state.lower, state.upper, state.work))
         out.append(Mount.rbind("/", "/r", readonly=True))

@@ -6,7 +6,7 @@ directory ``<env>/.venvroot/ns``:
 
 * a directory, tarball or image root: ``upper/``, the overlay's writable layer;
 * the host view: ``root/`` (the skeleton, with the writable part of directories that could not be
-  overlaid), ``tmp/`` (the env's private /tmp), ``layers/NAME/upper/`` (the writable layer of each
+  overlaid), ``tmp/`` (the env's private /tmp, if any), ``layers/NAME/upper/`` (the writable layer of each
   overlaid host directory) and the generated ``passwd``/``group`` where /etc has no layer.
 
 Overlay work directories are the kernel's scratch space and are left alone. Whiteouts, opaque
