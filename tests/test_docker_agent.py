@@ -324,3 +324,20 @@ def test_a_container_made_without_the_agent_runs_through_the_engine_api(
     assert (out.returncode, out.stdout, out.stderr) == (3, b"via engine\n", b"")
     assert "--serve" not in top(container_of(path))
     venvroot("destroy", str(path))
+
+
+def test_an_agent_that_cannot_listen_is_reported_and_the_engine_api_takes_over(
+    project: Path, busybox_image: str
+) -> None:
+    path = project / "deaf"
+    venvroot(str(path), "--backend", "docker", "--image", busybox_image, "--persistent", "--link", "sh")
+    docker("stop", "-t", "1", container_of(path))
+    (path / ".venvroot" / "docker" / "agent.sock").mkdir()  # where the agent's socket would go
+    out = run(path, "sh", "-c", "echo x", env=os.environ)
+    assert (out.returncode, out.stdout) == (0, b"x\n")
+    assert out.stderr.decode() == (
+        f"venvroot: the agent in the container {container_of(path)} does not answer; running sh "
+        f"through the Engine API instead (`venvroot reset {path}` remakes the container)\n"
+    )
+    assert "--serve" in top(container_of(path))  # it keeps the container up all the same
+    venvroot("destroy", str(path))

@@ -406,8 +406,17 @@ static int serve(char **argv) {
     unlink(SOCK);
     umask(077);
     if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
-        chown(SOCK, owner, (gid_t)-1) < 0 || chmod(SOCK, 0600) < 0 || listen(listen_fd, 64) < 0)
-        return perror("venvroot agent: " SOCK), 1;
+        chown(SOCK, owner, (gid_t)-1) < 0 || chmod(SOCK, 0600) < 0 || listen(listen_fd, 64) < 0) {
+        /* e.g. a file system without sockets: keep the container up as the keeper would; shims
+         * find no agent and say so before they take the Engine API path. */
+        perror("venvroot agent: cannot listen on " SOCK);
+        unlink(SOCK);
+        for (char c = 0; c != SIGTERM && c != SIGINT;) {
+            struct pollfd p = {sig_pipe[0], POLLIN, 0};
+            if (poll(&p, 1, -1) > 0 && read(sig_pipe[0], &c, 1) == 1 && c == SIGCHLD) reap();
+        }
+        return 0;
+    }
     int lock_fd = open("lock", O_RDONLY | O_CLOEXEC);
     long long idle_since = now_ms();
     for (;;) {
