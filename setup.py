@@ -8,6 +8,7 @@ from setuptools.command.build_py import build_py
 
 STARTER = "venvroot/backends/ns/starter"
 AGENT = "venvroot/backends/docker/agent"
+SOURCES = {STARTER: [STARTER + ".c"], AGENT: [f"{AGENT}.c", f"{AGENT}_serve.c", f"{AGENT}_run.c"]}
 
 
 class BuildWithStarter(build_py):
@@ -25,7 +26,7 @@ class BuildWithStarter(build_py):
         for program, static_only in ((STARTER, False), (AGENT, True)):
             target = Path(program if editable else os.path.join(self.build_lib, program))
             target.parent.mkdir(parents=True, exist_ok=True)
-            command = [compiler, "-O2", "-Wall", "-pthread", "-o", str(target), program + ".c"]
+            command = [compiler, "-O2", "-Wall", "-pthread", "-o", str(target), *SOURCES[program]]
             # Static when the C library allows it: no dynamic loading, a cheaper fork and exec. The
             # agent must be: it runs inside images that have no C library (busybox, distroless).
             if subprocess.run([*command, "-static"], stderr=subprocess.DEVNULL).returncode == 0:

@@ -69,7 +69,8 @@ def test_the_wheel_carries_the_compiled_starter_and_the_sdist_its_source(dist: P
     assert "-linux_" in next(dist.glob("venvroot-*.whl")).name  # a platform wheel
     with tarfile.open(next(dist.glob("venvroot-*.tar.gz"))) as sdist:
         assert any(n.endswith("venvroot/backends/ns/starter.c") for n in sdist.getnames())
-        assert any(n.endswith("venvroot/backends/docker/agent.c") for n in sdist.getnames())
+        for source in ("agent.c", "agent_serve.c", "agent_run.c", "agent.h"):
+            assert any(n.endswith(f"venvroot/backends/docker/{source}") for n in sdist.getnames()), source
 
 
 def test_wheel_and_sdist_carry_the_templates(dist: Path) -> None:
