@@ -111,8 +111,13 @@ def write_fragment(cfg: EnvConfig) -> None:
     state = layout.StateDir(cfg.env_dir)
     fragment = os.path.join(cfg.env_dir, ".venvroot", "shim.sh")
     argv = " ".join(q(a) for a in client_argv(cfg, sys.executable))
+    from ... import snapshots
+
+    auto = os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR)
     text = (
         "# venvroot docker fast path: the agent in the env's container runs the program.\n"
+        "# Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.\n"
+        f"[ ! -e {q(auto)} ] || return 0\n"
         f"if [ -S {q(socket_path(state))} ] && [ -x {q(agent_file(state))} ]; then\n"
         f'    exec {argv} "$_venvroot_program" "$@"\n'
         "fi\n"
