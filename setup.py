@@ -7,30 +7,33 @@ from setuptools import Distribution, find_packages, setup
 from setuptools.command.build_py import build_py
 
 STARTER = "venvroot/backends/ns/starter"
+AGENT = "venvroot/backends/docker/agent"
+SOURCES = {STARTER: [STARTER + ".c"], AGENT: [f"{AGENT}.c", f"{AGENT}_serve.c", f"{AGENT}_run.c"]}
 
 
 class BuildWithStarter(build_py):
-    """Also compile the ns backend's starter (starter.c) when a C compiler is at hand. Without it
-    venvroot works the same; its shims then start an environment's namespaces through Python only."""
+    """Also compile the ns backend's starter (starter.c) and the docker backend's agent (agent.c)
+    when a C compiler is at hand. Without them venvroot works the same, slower: ns shims start an
+    environment's namespaces through Python only, docker shims go through the Engine API."""
 
     def run(self) -> None:
         super().run()
         editable = getattr(self, "editable_mode", False)
-        target = Path(STARTER if editable else os.path.join(self.build_lib, STARTER))
         compiler = shutil.which(os.environ.get("CC", "cc"))
         if compiler is None:
-            print(
-                "venvroot: no C compiler (cc): the compiled starter is left out; shims start through Python"
-            )
+            print("venvroot: no C compiler (cc): the compiled starter and agent are left out")
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        command = [compiler, "-O2", "-Wall", "-pthread", "-o", str(target), STARTER + ".c"]
-        # Static when the C library allows it: no dynamic loading, a cheaper fork and exec.
-        if subprocess.run([*command, "-static"], stderr=subprocess.DEVNULL).returncode == 0:
-            return
-        if subprocess.run(command).returncode == 0:
-            return
-        print(f"venvroot: {' '.join(command)} failed: the compiled starter is left out")
+        for program, static_only in ((STARTER, False), (AGENT, True)):
+            target = Path(program if editable else os.path.join(self.build_lib, program))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            command = [compiler, "-O2", "-Wall", "-pthread", "-o", str(target), *SOURCES[program]]
+            # Static when the C library allows it: no dynamic loading, a cheaper fork and exec. The
+            # agent must be: it runs inside images that have no C library (busybox, distroless).
+            if subprocess.run([*command, "-static"], stderr=subprocess.DEVNULL).returncode == 0:
+                continue
+            if not static_only and subprocess.run(command).returncode == 0:
+                continue
+            print(f"venvroot: {' '.join(command)} failed: {os.path.basename(program)} is left out")
 
 
 class PlatformDistribution(Distribution):

@@ -1,13 +1,14 @@
-"""Time a docker environment's shims against a hand-typed ``docker exec`` on the same container.
+"""Time a docker environment's shims (through the agent, and through the Engine API) against a
+hand-typed ``docker exec`` on the same container.
 
     python bench/bench_docker.py [--runs N] [--image IMAGE]
 
 Without --image a busybox-static image is built and imported (no registry needed). A persistent
 env is made, so its container is running; then, round-robin in one loop (machine noise hits all
-alike): a shim running ``true`` against ``docker exec CTR true``, and a shim running ``cat`` on
-10 MB of stdin against ``docker exec -i CTR cat``. "lean init" is the shim's code with the
-package ``__init__`` modules stubbed out (they import ``typing``), to show what that costs.
-Medians and ratios are printed; the env and the image it built are removed afterwards.
+alike), for ``true`` and for ``cat`` on 10 MB of stdin: the shim (its fast path, the agent in the
+container), the shim's Python path through the Engine API (what containers without the agent
+get), and ``docker exec [-i] CTR ...``. Medians and ratios are printed; the env and the image it
+built are removed afterwards.
 """
 
 from __future__ import annotations
@@ -46,22 +47,15 @@ def build_image() -> str:
     return tag
 
 
-def lean_shim(env: Path, program: str) -> list[str]:
-    """What a shim does, with bare package objects standing in for ``venvroot/__init__.py`` and
-    ``venvroot/backends/__init__.py``, which import ``typing`` (~9 ms) on every shim's path."""
+def engine_shim(env: Path, program: str) -> list[str]:
+    """The shim's Python path without the hand-over to the agent: the Engine API's exec."""
     code = "; ".join(
         (
-            "import sys, types",
+            "import sys",
             f"sys.path.insert(0, {str(REPO)!r})",
-            "pkg = types.ModuleType('venvroot')",
-            f"pkg.__path__ = [{str(REPO / 'venvroot')!r}]",
-            "sys.modules['venvroot'] = pkg",
-            "b = types.ModuleType('venvroot.backends')",
-            f"b.__path__ = [{str(REPO / 'venvroot' / 'backends')!r}]",
-            "sys.modules['venvroot.backends'] = b",
             "from venvroot import envconfig",
-            "from venvroot.backends.docker.run import run",
-            "sys.exit(run(envconfig.read(sys.argv[1]), sys.argv[2], sys.argv[3:]))",
+            "from venvroot.backends.docker.run import run_engine",
+            "sys.exit(run_engine(envconfig.read(sys.argv[1]), sys.argv[2], sys.argv[3:]))",
         )
     )
     return [sys.executable, "-I", "-S", "-c", code, str(env), program]
@@ -98,11 +92,14 @@ def main() -> None:
             for line in (env / "venvroot.cfg").read_text().splitlines()
             if line.startswith("docker-container = ")
         )
+        if not (env / ".venvroot" / "shim.sh").is_file():
+            sys.exit("bench_docker: this venvroot has no compiled agent (build it: pip install .)")
         cases = {
-            "shim true": ([str(env / "bin" / "true")], None),
-            "shim true, lean init": (lean_shim(env, "true"), None),
+            "agent shim true": ([str(env / "bin" / "true")], None),
+            "engine API true": (engine_shim(env, "true"), None),
             "docker exec true": (["docker", "exec", container, "true"], None),
-            "shim cat 10MB": ([str(env / "bin" / "cat")], PAYLOAD),
+            "agent shim cat 10MB": ([str(env / "bin" / "cat")], PAYLOAD),
+            "engine API cat 10MB": (engine_shim(env, "cat"), PAYLOAD),
             "docker exec -i cat 10MB": (["docker", "exec", "-i", container, "cat"], PAYLOAD),
         }
         for argv, stdin in cases.values():  # warm up: container, page cache, the daemon
@@ -115,10 +112,11 @@ def main() -> None:
         print(f"docker backend, {args.runs} runs each, image {image}")
         for name, value in med.items():
             print(f"  {name:<26} median {value:7.1f} ms   (min {min(times[name]) * 1000:6.1f})")
-        for what, shim, cli in (("true", "shim true", "docker exec true"),
-                                ("true, lean", "shim true, lean init", "docker exec true"),
-                                ("cat 10MB", "shim cat 10MB", "docker exec -i cat 10MB")):  # fmt: skip
-            print(f"  ratio shim / docker exec, {what:<11} {med[shim] / med[cli]:.2f}x")
+        for what, cli in (("true", "docker exec true"), ("cat 10MB", "docker exec -i cat 10MB")):
+            for path in ("agent shim", "engine API"):
+                print(f"  ratio {path} / docker exec, {what:<9} {med[f'{path} {what}'] / med[cli]:.3f}x")
+            agent, engine = med[f"agent shim {what}"], med[f"engine API {what}"]
+            print(f"  ratio agent shim / engine API, {what:<9} {agent / engine:.3f}x")
     finally:
         subprocess.run([*venvroot, "destroy", str(env)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

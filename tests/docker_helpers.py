@@ -34,10 +34,30 @@ def docker(*args: str, check: bool = True, **kwargs: object) -> subprocess.Compl
     return subprocess.run(["docker", *args], check=check, **kwargs)  # type: ignore[call-overload]
 
 
+def build_agent() -> None:
+    """The compiled agent next to the venvroot the tests import: setup.py builds it at install, and
+    a checkout gets it here (its shims must reach containers through the agent, as installed ones do)."""
+    from venvroot.backends.docker import agentpath
+
+    if agentpath.available():
+        return
+    cc = need("gcc")
+    sources = [agentpath.BINARY + part for part in (".c", "_serve.c", "_run.c")]
+    done = subprocess.run(
+        [cc, "-O2", "-Wall", "-static", "-o", agentpath.BINARY, *sources],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        missing(f"the docker agent does not compile: {done.stderr.strip()[-300:]}")
+
+
 @pytest.fixture(scope="session", name="daemon")
 def daemon_fixture() -> None:
-    """A Docker Engine that answers (CI starts one; on a laptop the tests skip without it)."""
+    """A Docker Engine that answers (CI starts one; on a laptop the tests skip without it), and the
+    agent that new containers run."""
     need("docker")
+    build_agent()
     probe = subprocess.run(
         ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True
     )

@@ -35,6 +35,8 @@ from docker_helpers import (
     venvroot,
 )
 
+import venvroot.backends.docker.agentpath as agentpath
+
 
 @pytest.fixture(scope="module")
 def project(busybox_image: str) -> Iterator[Path]:
@@ -174,10 +176,15 @@ def test_host_root_is_read_only_at_r(user_env_dir: Path, unprivileged_user: pwd.
 def test_socket_permission_error_is_one_clear_line(
     user_env_dir: Path, unprivileged_user: pwd.struct_passwd
 ) -> None:
-    # The same user without the docker group: the socket refuses it.
+    # The same user without the docker group: the env's agent serves its owner all the same while
+    # the container runs; once it is stopped, starting it needs the daemon's socket, which refuses.
     if os.getuid() != 0:
         missing("only root can run the test user without the docker group")
-    out = run_as(unprivileged_user, [str(user_env_dir / "bin" / "sh"), "-c", "true"], with_docker=False)
+    shim_sh = [str(user_env_dir / "bin" / "sh"), "-c", "true"]
+    run_as(unprivileged_user, shim_sh)  # the container runs
+    assert run_as(unprivileged_user, shim_sh, with_docker=False).returncode == 0
+    docker("stop", "-t", "1", container_of(user_env_dir))
+    out = run_as(unprivileged_user, shim_sh, with_docker=False)
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1
     assert "permission denied on the Docker socket" in out.stderr and "docker' group" in out.stderr
@@ -482,17 +489,29 @@ def test_non_persistent_env_runs_only_while_used(project: Path, busybox_image: s
     venvroot(str(path), "--backend", "docker", "--image", busybox_image, "--link", "sh")
     name = container_of(path)
     assert container_state(name) == "exited"
+    # Through the agent, the container lingers a moment after its last program (agentpath.LINGER).
+    stops = wait_for_exit if agentpath.available() else lambda name: container_state(name) == "exited"
     assert sh(path, "echo in").stdout == "in\n"
-    assert container_state(name) == "exited"
+    assert stops(name)
     # Concurrent shims: the first to end leaves the container to the second.
     slow = subprocess.Popen(
         [str(path / "bin" / "sh"), "-c", "sleep 2; echo slow"], stdout=subprocess.PIPE, text=True
     )
     time.sleep(1)
     assert sh(path, "echo quick").stdout == "quick\n"
+    assert container_state(name) == "running"
     assert slow.communicate(timeout=30)[0] == "slow\n"
-    assert container_state(name) == "exited"
+    assert stops(name)
     venvroot("destroy", str(path))
+
+
+def wait_for_exit(name: str) -> bool:
+    deadline = time.monotonic() + agentpath.LINGER + 15
+    while container_state(name) != "exited":
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_reset_discards_root_changes_and_recreates_on_use(project: Path, busybox_image: str) -> None:
@@ -595,12 +614,14 @@ def test_daemon_down_is_one_clear_line_at_create_and_in_a_shim(
         assert f"cannot reach the Docker daemon at {host}" in one_line(made)
         assert "is dockerd running?" in one_line(made)
         assert not path.exists()
+        docker("stop", "-t", "1", container_of(env))  # a running agent would need no daemon
         ran = sh(env, "echo never", env=environ)
         assert ran.returncode == 1 and ran.stdout == ""
         assert one_line(ran).startswith(f"venvroot: cannot reach the Docker daemon at {host}")
 
 
 def test_unsupported_docker_host_is_named(env: Path) -> None:
+    docker("stop", "-t", "1", container_of(env))  # a running agent would need no daemon
     ran = sh(env, "true", env={**os.environ, "DOCKER_HOST": "ssh://user@box"})
     assert ran.returncode == 1
     assert "DOCKER_HOST=ssh://user@box is not supported" in one_line(ran)

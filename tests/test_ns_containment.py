@@ -71,12 +71,13 @@ def test_no_keystrokes_into_the_callers_terminal_and_one_nnp(
 
 
 def test_the_compiled_and_python_filters_are_one(starter: str) -> None:
-    """The Python filter, instruction for instruction, is the one starter.c installs."""
+    """The Python filter, instruction for instruction, is the one starter.c (and the docker agent)
+    installs, from ttyfilter.h."""
     import re
 
     from venvroot.ns import seccomp
 
-    source = Path(starter + ".c").read_text()
+    source = (Path(starter).parent / "ttyfilter.h").read_text()
     body = source[source.index("struct sock_filter code[] = {") : source.index("struct sock_fprog prog")]
     jumps = [(int(jt), int(jf)) for jt, jf in re.findall(r"BPF_JUMP\([^,]+, [^,]+, (\d+), (\d+)\)", body)]
     code = seccomp.program()

@@ -31,7 +31,9 @@ def _copy_source(dest: Path) -> Path:
         ROOT,
         src,
         # (and not a compiled starter an editable install left in the checkout)
-        ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", ".*cache", "starter"),
+        ignore=shutil.ignore_patterns(
+            ".git", "__pycache__", "*.egg-info", "build", ".*cache", "starter", "agent"
+        ),
     )
     return src
 
@@ -62,9 +64,13 @@ def test_the_wheel_carries_the_compiled_starter_and_the_sdist_its_source(dist: P
     info = wheel.getinfo("venvroot/backends/ns/starter")
     assert (info.external_attr >> 16) & 0o111, "not executable"
     assert wheel.read(info.filename)[:4] == b"\x7fELF"
+    agent = wheel.getinfo("venvroot/backends/docker/agent")  # static: it runs inside any image
+    assert (agent.external_attr >> 16) & 0o111 and wheel.read(agent.filename)[:4] == b"\x7fELF"
     assert "-linux_" in next(dist.glob("venvroot-*.whl")).name  # a platform wheel
     with tarfile.open(next(dist.glob("venvroot-*.tar.gz"))) as sdist:
         assert any(n.endswith("venvroot/backends/ns/starter.c") for n in sdist.getnames())
+        for source in ("agent.c", "agent_serve.c", "agent_run.c", "agent.h"):
+            assert any(n.endswith(f"venvroot/backends/docker/{source}") for n in sdist.getnames()), source
 
 
 def test_wheel_and_sdist_carry_the_templates(dist: Path) -> None:

@@ -28,12 +28,11 @@ from ...errors import UsageError, VenvrootError
 from ...inside import DEFAULT_PATH
 from ...mapping import UserSpec
 from ..base import Backend as BaseBackend
-from . import layout, mounts, session
+from . import agentpath, layout, mounts, session
 from .engine import Connection, encode, error_message, loads
 from .run import Usage, ensure_running, live_sessions
 
-# The container's main process, needing nothing but /bin/sh: it waits on a stdin that never
-# delivers (the daemon holds it open) and leaves at once on SIGTERM (`docker stop`, deactivate).
+# The main process without the agent: waits on a stdin that never delivers, leaves on SIGTERM.
 KEEPER = 'trap "exit 0" TERM INT HUP; while read -r _; do :; done'
 # Snapshots stack image layers; past this depth a new snapshot starts no new stack (see _rebase).
 MAX_LAYERS = 100
@@ -117,9 +116,8 @@ class Backend(BaseBackend):
             open(path, "a").close()
         self._remove_containers()  # a leftover of an env that once lived at this path
         account, base = self._make_base_image()
-        spec = self._container_spec(base, account)
         with open(state.container_spec, "wb") as handle:
-            handle.write(encode(spec))
+            handle.write(encode(self._container_spec(base, account)))
         extra = self.settings.extra
         extra[layout.CFG_CONTAINER] = self.container
         extra["docker-image-id"] = self._image.id
@@ -130,6 +128,7 @@ class Backend(BaseBackend):
             extra[layout.CFG_USER] = account.user_spec
             extra[layout.CFG_LOGIN] = account.name
             extra[layout.CFG_HOME] = account.home
+        agentpath.write_fragment(self._cfg())
         self._use()
         self._setup_python()
 
@@ -199,16 +198,16 @@ class Backend(BaseBackend):
         }
 
     def _container_spec(self, base: str, account: users.Account) -> dict:
-        hostname = self.settings.hostname or os.uname().nodename
-        short, _, domain = hostname.partition(".")
+        short, _, domain = (self.settings.hostname or os.uname().nodename).partition(".")
+        caller = UserSpec.parse(self.settings.user).is_caller
         host_config: dict[str, Any] = {
             "Mounts": mounts.container_mounts(self.env_dir, self.settings.directory),
             "Init": True,  # reaps what programs leave behind, passes SIGTERM to the keeper
             "RestartPolicy": {"Name": "no"},
         }
-        if UserSpec.parse(self.settings.user).is_caller and account.groups:
+        if caller and account.groups:
             host_config["GroupAdd"] = [str(gid) for _name, gid in account.groups]
-        return {
+        spec = {  # the keeper: main process of a container made without the agent (no C compiler)
             "Image": base,
             "Entrypoint": ["/bin/sh", "-c", KEEPER],
             "Cmd": None,
@@ -221,6 +220,7 @@ class Backend(BaseBackend):
             "Labels": self._labels() | {layout.LABEL_ROLE: "container"},
             "HostConfig": host_config,
         }
+        return agentpath.with_agent(spec, self.state, account, caller, self.settings.persistent)
 
     def _setup_python(self) -> None:
         """Make the env a Python virtual environment with the image's interpreter, if it has one."""

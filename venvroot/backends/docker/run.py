@@ -1,6 +1,7 @@
 """The docker backend's hot path: run one program in the env's container, as a shim does.
 
-Standard library only. Order of work: map cwd, user and environment; take the env's usage lock
+Standard library only. A container running the agent gets the program (agentpath.hand_over);
+otherwise, in order: map cwd, user and environment; take the env's usage lock
 (shared); exec into the container, starting it (or recreating it after a reset) on demand; relay
 stdio and signals; then, for a non-persistent env used outside any activation, stop the container
 again when this was its last user; and give console scripts that appeared in the env's Python
@@ -14,12 +15,18 @@ import os
 from ... import inside
 from ...activations import live
 from ...errors import VenvrootError
-from . import guard, layout
+from . import agentpath, guard, layout
 from .engine import Connection, EngineError, quote_path
 from .process import RemoteProcess, exec_body
 
 
 def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.envconfig.EnvConfig
+    agentpath.hand_over(cfg, program, args)  # returns only when the container has no agent
+    return run_engine(cfg, program, args)
+
+
+def run_engine(cfg, program: str, args: list[str]) -> int:
+    """Run the program through the Engine API's exec (containers without the agent)."""
     env_dir = cfg.env_dir
     tty = os.isatty(0) and os.isatty(1)
     cwd = inside_cwd(env_dir, cfg.get_list("directory"))
