@@ -33,6 +33,7 @@ from .layout import (
     State,
     read_holder,
 )  # fmt: skip
+from .removal import remove_tree
 from .rootview import Layer, RootView
 from .run import inside_environ, runner_ids, switch_ids
 
@@ -418,28 +419,3 @@ class Backend(BaseBackend):
             extra.get(CFG_LOGIN) or f"the caller (uid {os.getuid() if uid is None else uid})"
         )
         return facts
-
-
-def remove_tree(path: str) -> None:
-    """Remove ``path`` whatever the modes inside (an overlay's work directory is mode 000)."""
-    import shutil
-
-    if not os.path.lexists(path):
-        return
-    if not os.path.isdir(path) or os.path.islink(path):
-        os.unlink(path)
-        return
-
-    def retry(function, failed: str, exc_info) -> None:  # type: ignore[no-untyped-def]
-        parent = os.path.dirname(failed)
-        try:
-            os.chmod(parent, stat.S_IRWXU)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, stat.S_IRWXU)
-                shutil.rmtree(failed, onerror=retry)
-            else:
-                os.unlink(failed)
-        except FileNotFoundError:
-            pass
-
-    shutil.rmtree(path, onerror=retry)
