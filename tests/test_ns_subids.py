@@ -175,9 +175,27 @@ def test_apt_installs_a_local_package_with_its_owners(project: Project) -> None:
     assert inside(project, env, "/opt/vrdemo/bin/vrdemo").stdout == "vrdemo runs as root\n"
     on_host = [p for p in (env / ".venvroot/ns").rglob("vrdemo/owned")]
     assert [p.stat().st_uid for p in on_host] == [uids[0]]  # daemon (1) is the range's first id
+    # apt's program through a linked shim, from outside.
+    linked = project.venvroot("link", env, "/opt/vrdemo/bin/vrdemo")
+    assert linked.returncode == 0, linked.stderr
+    assert project.run([env / "bin/vrdemo"]).stdout == "vrdemo runs as root\n"
+    # A snapshot keeps the owners; removing the package and restoring brings them back.
+    for step in (
+        ["snapshot", "create", env, "installed"],
+        ["run", env, "--", "apt-get", "purge", "-y", "vrdemo"],
+    ):
+        done = project.venvroot(*step, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert inside(project, env, "ls /opt/vrdemo 2>&1 || echo gone").stdout.endswith("gone\n")
+    restored = project.venvroot("snapshot", "restore", env, "installed")
+    assert restored.returncode == 0, restored.stderr
+    again = inside(project, env, "stat -c '%n %U:%G' /opt/vrdemo/owned /opt/vrdemo/spool")
+    assert again.stdout.splitlines() == owners.stdout.splitlines()[:2]
+    assert project.run([env / "bin/vrdemo"]).stdout == "vrdemo runs as root\n"
     destroyed = project.venvroot("destroy", env)
     assert destroyed.returncode == 0, destroyed.stderr
     assert not env.exists()
+    assert sorted(p.name for p in project.path.iterdir()) == ["repo", "root"]
 
 
 def test_without_a_range_create_names_the_missing_entry_and_the_fix(project: Project) -> None:

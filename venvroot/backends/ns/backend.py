@@ -391,7 +391,7 @@ class Backend(BaseBackend):
             for ns in processes.holding(state):
                 processes.terminate(ns)
         remove_tree(state.base)
-        snapshots.remove_all(self.env_dir)
+        remove_tree(snapshots.store_dir(self.env_dir))  # copies may hold files of subordinate ids
 
     def info(self) -> dict[str, str]:
         state, extra = self.state, self.settings.extra

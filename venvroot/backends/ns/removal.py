@@ -2,8 +2,7 @@
 
 Rootless, what root inside an env with subordinate ids made for a system user (apt's
 ``partial`` directories belong to ``_apt``, mode 0700) cannot be removed by the user on the host.
-It can from a user namespace with the same ranges mapped, where the user is root: the kernel lets
-that root override permissions on files whose owners are mapped there.
+It can as root of a user namespace with the same ranges mapped (mappedroot.py).
 """
 
 from __future__ import annotations
@@ -23,8 +22,11 @@ def remove_tree(path: str) -> None:
     try:
         _remove(path)
     except PermissionError:
-        if os.geteuid() == 0 or not _remove_as_mapped_root(path):
+        from . import mappedroot
+
+        if not mappedroot.needed():
             raise
+        mappedroot.run(lambda: _remove(path))
 
 
 def _remove(path: str) -> None:
@@ -43,29 +45,3 @@ def _remove(path: str) -> None:
             pass
 
     shutil.rmtree(path, onerror=retry)
-
-
-def _remove_as_mapped_root(path: str) -> bool:
-    """Remove ``path`` in a child that is root in a user namespace mapping the user's ranges;
-    whether it could."""
-    from ...ns import idmap, syscalls
-
-    ids = idmap.plan(0, 0)
-    if not ids.full:
-        return False
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            mapper = idmap.Mapper(ids)
-            try:
-                syscalls.unshare(syscalls.CLONE_NEWUSER)
-            except OSError:
-                mapper.cancel()
-                raise
-            mapper.map()
-            _remove(path)
-            code = 0
-        finally:
-            os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0 and not os.path.lexists(path)
