@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import build_busybox_root, need
 from ns_backend_helpers import Project, wait_for
 from ns_helpers import Who
 from test_ns_backend_cold import record
@@ -99,11 +99,14 @@ def inside(project: Project, env: Path, command: str) -> subprocess.CompletedPro
 
 
 def expected_map(first: int, outside: int, sub: tuple[int, int]) -> list[list[int]]:
-    """The lines of /proc/self/uid_map for ``first`` inside backed by ``outside``."""
+    """The lines of /proc/self/uid_map for ``first`` inside backed by ``outside``: every other
+    inside id k by the range's start + k."""
     start, count = sub
-    low = min(first, count)
-    lines = [[0, start, low]] if low else []
-    return [*lines, [first, outside, 1], [first + 1, start + low, count - low]]
+    return [
+        *([[0, start, first]] if first else []),
+        [first, outside, 1],
+        [first + 1, start + first + 1, count - first - 1],
+    ]
 
 
 def maps_of(text: str) -> list[list[int]]:
@@ -141,7 +144,7 @@ def test_root_inside_has_the_whole_range_on_every_path(project: Project, starter
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["100:100", "uid=1(daemon) gid=1(daemon) groups=1(daemon)"]
     host = list((env / ".venvroot/ns").rglob("tmp/f"))
-    assert [(p.stat().st_uid, p.stat().st_gid) for p in host] == [(uids[0] + 99, gids[0] + 99)]
+    assert [(p.stat().st_uid, p.stat().st_gid) for p in host] == [(uids[0] + 100, gids[0] + 100)]
 
 
 def test_the_callers_own_id_keeps_itself_with_the_range_around_it(project: Project) -> None:
@@ -174,7 +177,7 @@ def test_apt_installs_a_local_package_with_its_owners(project: Project) -> None:
     ]
     assert inside(project, env, "/opt/vrdemo/bin/vrdemo").stdout == "vrdemo runs as root\n"
     on_host = [p for p in (env / ".venvroot/ns").rglob("vrdemo/owned")]
-    assert [p.stat().st_uid for p in on_host] == [uids[0]]  # daemon (1) is the range's first id
+    assert [p.stat().st_uid for p in on_host] == [uids[0] + 1]  # daemon (1)
     # apt's program through a linked shim, from outside.
     linked = project.venvroot("link", env, "/opt/vrdemo/bin/vrdemo")
     assert linked.returncode == 0, linked.stderr
@@ -229,3 +232,28 @@ def test_without_a_range_create_names_the_missing_entry_and_the_fix(project: Pro
     assert "usermod --add-subuids " in warning[0] and warning[0].endswith(f" {name}`")
     single = hidden("run", str(env), "--", "cat", "/proc/self/uid_map")
     assert maps_of(single.stdout) == [[0, project.who.uid, 1]], single.stderr
+
+
+@pytest.mark.parametrize("option", [["--user", "root"], []], ids=["root", "caller"])
+def test_a_tarball_root_keeps_its_owners_shifted_into_the_range(project: Project, option: list[str]) -> None:
+    who = project.who
+    uids = subids(who.user.pw_name, "/etc/subuid")
+    root = build_busybox_root(project.path / "bb")
+    (root / "srv").mkdir()
+    (root / "srv/daemons").write_text("x\n")
+    os.chown(root / "srv/daemons", 1, 1)
+    (root / "srv/private").mkdir(mode=0o700)
+    os.chown(root / "srv/private", 1, 1)
+    tarball = project.path / "bb.tar"
+    subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."], check=True)
+    shutil.rmtree(root)
+    env = project.create("E", "--root", tarball, "--without-pip", *option)
+    out = inside(project, env, "stat -c '%u:%g' /srv/daemons /srv/private /bin/busybox")
+    assert out.stdout.splitlines() == ["1:1", "1:1", "0:0"], out.stderr
+    lower = next((env / ".venvroot/ns").rglob("srv/daemons"))
+    assert lower.stat().st_uid == uids[0] + 1
+    busybox_owner = (lower.parent.parent / "bin/busybox").stat().st_uid
+    assert busybox_owner == (who.uid if option else uids[0])  # root's files are yours only as root inside
+    destroyed = project.venvroot("destroy", env)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert not env.exists()

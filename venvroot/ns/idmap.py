@@ -8,8 +8,8 @@ outside the new namespace on its process, so a helper is forked before the unsha
 once told (``Mapper``). The compiled starter (starter.c) does the same from the start file's
 ``idmap`` step.
 
-Inside id X (the caller's own, or 0 for ``--user root``) is backed by the caller; the other inside
-ids 0..COUNT, in order, by the subordinate range. Cold start's path: ``os`` and ``pwd`` only.
+Inside id X (the caller's own, or 0 for ``--user root``) is backed by the caller; every other
+inside id k below COUNT by the subordinate id START+k. Cold start's path: ``os`` and ``pwd`` only.
 """
 
 from __future__ import annotations
@@ -56,15 +56,17 @@ def subordinate(path: str, name: str, owner: int) -> tuple[int, int] | None:
 
 
 def lines(inside: int, outside: int, sub: tuple[int, int] | None) -> Lines:
-    """``inside`` backed by ``outside``; with ``sub``, inside 0..count but ``inside`` by it in order."""
+    """``inside`` backed by ``outside``; with ``sub`` (start S, count N), every other inside id k
+    below N by S+k, so an id's host owner is the same whoever you are inside (S+``inside`` is
+    left unused)."""
     if sub is None:
         return [(inside, outside, 1)]
     start, count = sub
     low = min(inside, count)
     out = [(0, start, low)] if low else []
     out.append((inside, outside, 1))
-    if count > low:
-        out.append((inside + 1, start + low, count - low))
+    if count > inside + 1:
+        out.append((inside + 1, start + inside + 1, count - inside - 1))
     return out
 
 
@@ -93,6 +95,23 @@ def plan(inside_uid: int, inside_gid: int, subids: bool = True) -> IdMap:
         if tools[0] and tools[1] and subu and subg:
             return IdMap(lines(inside_uid, euid, subu), lines(inside_gid, egid, subg), (tools[0], tools[1]))
     return IdMap(lines(inside_uid, euid, None), lines(inside_gid, egid, None), None)
+
+
+def cover() -> IdMap:
+    """Every host id the user has, mapped: itself as 0, its range S..S+N-1 as 1..N (for work on
+    files that root inside an env of any ``--user`` made); its own ids alone without a range."""
+    ids = plan(0, 0)
+    if ids.tools is None:
+        return ids
+    name = _user()
+    subu = subordinate(SUBUID, name, os.geteuid())
+    subg = subordinate(SUBGID, name, os.geteuid())
+    assert subu is not None and subg is not None
+    return IdMap(
+        [(0, os.geteuid(), 1), (1, subu[0], subu[1])],
+        [(0, os.getegid(), 1), (1, subg[0], subg[1])],
+        ids.tools,
+    )
 
 
 def text(found: Lines) -> str:

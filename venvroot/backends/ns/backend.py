@@ -19,7 +19,7 @@ from ...errors import UsageError, VenvrootError
 from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
-from . import coldstart, fastpath, holder, hostview, mountplan, processes, sources, survivors
+from . import coldstart, fastpath, holder, hostview, mappedroot, mountplan, processes, sources, survivors
 from .layout import (
     CFG_FALLBACKS,
     CFG_GID,
@@ -98,11 +98,12 @@ class Backend(BaseBackend):
             extra[CFG_LOWER] = os.path.realpath(settings.root or "")
         else:
             os.makedirs(state.lower)
+            inside = mappedroot.inside_ids(settings.user)  # whose files the caller's are
             if kind == "tarball":
-                sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower)
+                sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower, inside)
             else:
                 config = sources.export_image(
-                    (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower
+                    (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower, inside
                 )
                 root_path = sources.image_path(config) or DEFAULT_PATH
             extra[CFG_LOWER] = state.lower

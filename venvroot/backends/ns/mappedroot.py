@@ -25,12 +25,26 @@ def needed() -> bool:
     return os.geteuid() != 0 and idmap.plan(0, 0).full
 
 
-def run(work: Callable[[], object]) -> None:
-    """Run ``work`` in a child that is root of a user namespace with the user's ranges mapped (or
-    here, when there is nothing to map); raise what went wrong as a VenvrootError."""
+def inside_ids(user: str) -> tuple[int, int]:
+    """The ids inside that the caller backs for ``--user`` ``user`` (its own unless root or an
+    ``ID:NAME``; ``system:NAME`` gets its id from the root's passwd later, and so the caller's)."""
+    from ...mapping import UserSpec
+
+    spec = UserSpec.parse(user)
+    if not spec.is_caller and spec.name == "root":
+        return 0, 0
+    if not spec.is_caller and spec.uid is not None:
+        return spec.uid, spec.uid
+    return os.getuid(), os.getgid()
+
+
+def run(work: Callable[[], object], inside: tuple[int, int] | None = None) -> None:
+    """Run ``work`` in a child that is root of a user namespace with the user's ranges mapped: as
+    an env with the caller backing ``inside`` maps them, or (None) every id the user has (or here,
+    when there is nothing to map); raise what went wrong as a VenvrootError."""
     from ...ns import idmap, syscalls
 
-    ids = idmap.plan(0, 0)
+    ids = idmap.cover() if inside is None else idmap.plan(*inside)
     if os.geteuid() == 0 or not ids.full:
         work()
         return
@@ -48,6 +62,8 @@ def run(work: Callable[[], object]) -> None:
                     mapper.cancel()
                     raise
                 mapper.map()
+                os.setresgid(0, 0, 0)  # root of the namespace, whoever backs it: what it makes is 0's
+                os.setresuid(0, 0, 0)
                 from ... import filetree
 
                 filetree._AM_ROOT = True  # root here: copies keep every (mapped) owner
@@ -55,7 +71,8 @@ def run(work: Callable[[], object]) -> None:
                 code = 0
             except BaseException as exc:
                 detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else str(exc)
-                os.write(write_fd, detail.encode(errors="replace")[:4000])
+                tag = "=" if isinstance(exc, VenvrootError) else ""  # said as is
+                os.write(write_fd, (tag + detail).encode(errors="replace")[:4000])
         finally:
             os._exit(code)
     os.close(write_fd)
@@ -66,4 +83,6 @@ def run(work: Callable[[], object]) -> None:
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status != 0:
         said = b"".join(chunks).decode(errors="replace") or f"exit status {status}"
+        if said.startswith("="):
+            raise VenvrootError(said[1:])
         raise VenvrootError(f"as root of the user's subordinate ids: {said}")
