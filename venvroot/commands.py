@@ -51,6 +51,12 @@ def cmd_create(argv: list[str]) -> int:
             for key, value in env.info():
                 print(f"  {key}: {value}")
         print(f"activate with: source {env.dir}/bin/activate")
+    if settings.backend == "ns" and settings.user == "root":
+        from .ns.idmap import missing_range_hint
+
+        hint = missing_range_hint()  # rootless, root inside owns nothing but the user's own files
+        if hint:
+            print(f"venvroot: warning: {hint}", file=sys.stderr)
     return 0
 
 

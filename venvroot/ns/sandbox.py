@@ -17,7 +17,7 @@ import errno as _errno
 import os
 import sys
 
-from . import paths, seccomp, syscalls
+from . import idmap, paths, seccomp, syscalls
 from .errors import ChrootError, ChrootMountError, NamespaceError
 from .mounts import Mount
 
@@ -66,7 +66,8 @@ class Spec:
 # -- 1. namespaces ----------------------------------------------------------------------------------
 
 
-def enter_namespaces(spec: Spec) -> None:
+def enter_namespaces(spec: Spec, subids: bool = False) -> None:
+    """``subids``: rootless, map the user's subordinate ids too when it has them (idmap.py)."""
     flags = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
     if spec.pid:
         flags |= syscalls.CLONE_NEWPID
@@ -84,27 +85,18 @@ def enter_namespaces(spec: Spec) -> None:
             spec.userns = True
             spec.uid = 0 if spec.uid is None else spec.uid
             spec.gid = 0 if spec.gid is None else spec.gid
-    euid, egid = os.geteuid(), os.getegid()
+    inside_uid = os.geteuid() if spec.uid is None else spec.uid
+    inside_gid = os.getegid() if spec.gid is None else spec.gid
+    mapper = idmap.Mapper(idmap.plan(inside_uid, inside_gid, subids))
     try:
         syscalls.unshare(flags | syscalls.CLONE_NEWUSER)
     except OSError as exc:
+        mapper.cancel()
         raise _namespace_error(exc, prefix + "cannot create a user namespace") from None
-    inside_uid = euid if spec.uid is None else spec.uid
-    inside_gid = egid if spec.gid is None else spec.gid
     try:
-        _write("/proc/self/uid_map", f"{inside_uid} {euid} 1\n")
-        _write("/proc/self/setgroups", "deny\n")
-        _write("/proc/self/gid_map", f"{inside_gid} {egid} 1\n")
+        mapper.map()
     except OSError as exc:
         raise _namespace_error(exc, prefix + "cannot map the user into a new user namespace") from None
-
-
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
 
 
 def _read_sysctl(name: str) -> str | None:

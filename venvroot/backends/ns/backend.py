@@ -19,7 +19,18 @@ from ...errors import UsageError, VenvrootError
 from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
-from . import coldstart, fastpath, holder, hostview, mountplan, pidns, processes, sources, survivors
+from . import (
+    coldstart,
+    fastpath,
+    holder,
+    hostview,
+    mappedroot,
+    mountplan,
+    pidns,
+    processes,
+    sources,
+    survivors,
+)
 from .layout import (
     CFG_FALLBACKS,
     CFG_GID,
@@ -33,6 +44,7 @@ from .layout import (
     State,
     read_holder,
 )  # fmt: skip
+from .removal import remove_tree
 from .rootview import Layer, RootView
 from .run import inside_environ, runner_ids, switch_ids
 
@@ -97,11 +109,12 @@ class Backend(BaseBackend):
             extra[CFG_LOWER] = os.path.realpath(settings.root or "")
         else:
             os.makedirs(state.lower)
+            inside = mappedroot.inside_ids(settings.user)  # whose files the caller's are
             if kind == "tarball":
-                sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower)
+                sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower, inside)
             else:
                 config = sources.export_image(
-                    (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower
+                    (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower, inside
                 )
                 root_path = sources.image_path(config) or DEFAULT_PATH
             extra[CFG_LOWER] = state.lower
@@ -393,7 +406,7 @@ class Backend(BaseBackend):
             for ns in processes.holding(state):
                 processes.terminate(ns)
         remove_tree(state.base)
-        snapshots.remove_all(self.env_dir)
+        remove_tree(snapshots.store_dir(self.env_dir))  # copies may hold files of subordinate ids
 
     def info(self) -> dict[str, str]:
         state, extra = self.state, self.settings.extra
@@ -426,28 +439,3 @@ class Backend(BaseBackend):
 def _start(cfg: EnvConfig, state: State) -> tuple[int, str]:
     """Start the env's namespaces from management (hooks): with --pid, its holder as init."""
     return (pidns.start if cfg.get_bool("pid") else coldstart.start)(cfg, state)
-
-
-def remove_tree(path: str) -> None:
-    """Remove ``path`` whatever the modes inside (an overlay's work directory is mode 000)."""
-    import shutil
-
-    if not os.path.lexists(path):
-        return
-    if not os.path.isdir(path) or os.path.islink(path):
-        os.unlink(path)
-        return
-
-    def retry(function, failed: str, exc_info) -> None:  # type: ignore[no-untyped-def]
-        parent = os.path.dirname(failed)
-        try:
-            os.chmod(parent, stat.S_IRWXU)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, stat.S_IRWXU)
-                shutil.rmtree(failed, onerror=retry)
-            else:
-                os.unlink(failed)
-        except FileNotFoundError:
-            pass
-
-    shutil.rmtree(path, onerror=retry)

@@ -70,7 +70,7 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
         raise VenvrootError(f"{where}: {exc.strerror}: {exc.filename}") from None
     try:
         try:
-            sandbox.enter_namespaces(spec)
+            sandbox.enter_namespaces(spec, subids=True)
             created, root_fd = sandbox.build(spec)
             for point in created:  # kept (see above): nothing to remove them later
                 os.close(point.parent_fd)

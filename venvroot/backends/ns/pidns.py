@@ -77,7 +77,7 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
     for signum in (_sig.SIGTERM, _sig.SIGINT, _sig.SIGHUP):  # it ends when H does
         _sig.signal(signum, _sig.SIG_IGN)
     try:
-        sandbox.enter_namespaces(spec)
+        sandbox.enter_namespaces(spec, subids=True)  # the same ids as every other start
     except OSError as exc:
         holder.say(told_w, f"error {exc}\n")
         return

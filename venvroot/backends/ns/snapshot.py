@@ -11,8 +11,9 @@ directory ``<env>/.venvroot/ns``:
 
 Overlay work directories are the kernel's scratch space and are left alone. Whiteouts, opaque
 directories (``user.overlay.*`` rootless, ``trusted.overlay.*`` as root) and hard links survive
-the copies (see :mod:`venvroot.filetree`): every file of the layers belongs to the caller (rootless,
-one uid is mapped), so the copies are made from the host side, no namespace needed.
+the copies (see :mod:`venvroot.filetree`). Rootless without subordinate ids every file of the
+layers belongs to the caller, so the copies are made from the host side; with them, as root of a
+user namespace mapping them (mappedroot.py), so that system users' files keep their owners.
 
 Restoring, and discarding a frozen env's changes, happen with the namespaces stopped (an
 overlay's layers must not change under it), holding the env's lock exclusively.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import os
 
 from ... import filetree, snapshots
-from . import holder
+from . import holder, mappedroot
 from .layout import CFG_SOURCE
 
 TYPE_CHECKING = False
@@ -46,13 +47,17 @@ def root_parts(backend: Backend, snapshot_dir: str | None = None) -> list[str]:
 def take(backend: Backend, dest: str, previous: str | None) -> dict[str, str]:
     """Copy the writable parts into ``dest/root``, hard-linking what ``previous`` has unchanged."""
     base = backend.state.base
-    for rel in root_parts(backend):
-        src = os.path.join(base, rel)
-        if not os.path.lexists(src):
-            continue
-        dst = os.path.join(dest, "root", rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        filetree.copy(src, dst, os.path.join(previous, "root", rel) if previous else None)
+
+    def work() -> None:
+        for rel in root_parts(backend):
+            src = os.path.join(base, rel)
+            if not os.path.lexists(src):
+                continue
+            dst = os.path.join(dest, "root", rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            filetree.copy(src, dst, os.path.join(previous, "root", rel) if previous else None)
+
+    mappedroot.run(work)
     return {}
 
 
@@ -62,17 +67,21 @@ def put_back(backend: Backend, src: str, lock: holder.Lock, prepare: bool = Fals
     otherwise the next start of the namespaces re-plans the host view if it must)."""
     state = backend.state
     holder.stop(state, lock)
-    for rel in root_parts(backend, src):
-        saved = os.path.join(src, "root", rel)
-        target = os.path.join(state.base, rel)
-        if os.path.lexists(saved):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            filetree.sync(saved, target)
-        elif os.path.isdir(target) and not os.path.islink(target):
-            for name in os.listdir(target):  # a layer the snapshot did not have yet: empty
-                filetree.remove(os.path.join(target, name))
-        else:
-            filetree.remove(target)
+
+    def work() -> None:
+        for rel in root_parts(backend, src):
+            saved = os.path.join(src, "root", rel)
+            target = os.path.join(state.base, rel)
+            if os.path.lexists(saved):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                filetree.sync(saved, target)
+            elif os.path.isdir(target) and not os.path.islink(target):
+                for name in os.listdir(target):  # a layer the snapshot did not have yet: empty
+                    filetree.remove(os.path.join(target, name))
+            else:
+                filetree.remove(target)
+
+    mappedroot.run(work)
     if prepare:
         backend.prepare_root()
 

@@ -4,7 +4,9 @@ A tarball or an image is unpacked once, at create, into the env's pristine lower
 never writes outside that directory: members with absolute or ``..`` paths are refused, nothing is
 written through a symlink (a member under a path that is a symlink is refused, a member replacing
 a symlink removes the link first), hard links must point at earlier members, and device nodes are
-skipped (rootless they cannot be made; as root they would be a way out). As root, owners are kept.
+skipped (rootless they cannot be made; as root they would be a way out). As root, owners are kept;
+rootless with subordinate ids too, shifted into the range (mappedroot.py); else every file is the
+caller's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst", ".tar.bz2", ".tbz2")
 DOCKER_PREFIX = "docker:"
+EMPTY = "cannot use {} as a root: the tarball is empty"
 
 
 def kind_of(root: str | None) -> str:
@@ -50,7 +53,7 @@ def kind_of(root: str | None) -> str:
 # -- tarballs ---------------------------------------------------------------------------------------
 
 
-def unpack_tarball(path: str, dest: str) -> None:
+def unpack_tarball(path: str, dest: str, inside: tuple[int, int]) -> None:
     """Unpack ``path`` (.tar, .gz, .xz, .bz2, or .zst with the zstd tool) into ``dest``."""
     import shutil
     import subprocess
@@ -67,7 +70,7 @@ def unpack_tarball(path: str, dest: str) -> None:
         ) as proc:
             assert proc.stdout is not None
             try:
-                _unpack_stream(proc.stdout, dest, path, mode="r|")
+                _unpack_stream(proc.stdout, dest, path, "r|", inside)
             finally:
                 proc.stdout.close()
                 err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
@@ -80,17 +83,17 @@ def unpack_tarball(path: str, dest: str) -> None:
     except OSError as exc:
         raise VenvrootError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
-        _unpack_stream(handle, dest, path, mode="r|*")
+        _unpack_stream(handle, dest, path, "r|*", inside)
 
 
-def _unpack_stream(stream: IO[bytes], dest: str, shown: str, mode: str) -> None:
+def _unpack_stream(stream: IO[bytes], dest: str, shown: str, mode: str, inside: tuple[int, int]) -> None:
     import lzma
     import tarfile
     import zlib
 
     try:
         with tarfile.open(fileobj=stream, mode=mode) as tar:
-            count = extract_safely(tar, dest, shown)
+            count = _extract(tar, dest, shown, inside)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) and exc.errno:
             raise VenvrootError(f"cannot unpack {shown}: {exc.strerror}: {exc.filename or ''}") from None
@@ -98,7 +101,7 @@ def _unpack_stream(stream: IO[bytes], dest: str, shown: str, mode: str) -> None:
             f"cannot unpack {shown}: not a valid tarball ({exc or type(exc).__name__})"
         ) from None
     if count == 0:
-        raise VenvrootError(f"cannot use {shown} as a root: the tarball is empty")
+        raise VenvrootError(EMPTY.format(shown))
 
 
 def _clean_name(name: str, shown: str) -> str:
@@ -113,6 +116,22 @@ def _through_symlink(name: str, symlinks: set[str], last: bool) -> bool:
     parts = name.split("/")
     upto = len(parts) if last else len(parts) - 1
     return any("/".join(parts[:i]) in symlinks for i in range(1, upto + 1))
+
+
+def _extract(tar: tarfile.TarFile, dest: str, shown: str, inside: tuple[int, int]) -> int:
+    """Rootless with subordinate ids, as root of a namespace mapping them as the env will (the
+    caller backing ``inside``), so that every file keeps its owner, shifted into the range."""
+    from . import mappedroot
+
+    if not mappedroot.needed():
+        return extract_safely(tar, dest, shown)
+
+    def work() -> None:
+        if extract_safely(tar, dest, shown) == 0:
+            raise VenvrootError(EMPTY.format(shown))
+
+    mappedroot.run(work, inside)
+    return 1  # the child counted: an empty tarball failed there
 
 
 def extract_safely(tar: tarfile.TarFile, dest: str, shown: str) -> int:
@@ -169,7 +188,7 @@ def extract_safely(tar: tarfile.TarFile, dest: str, shown: str) -> int:
 # -- docker images -----------------------------------------------------------------------------------
 
 
-def export_image(ref: str, dest: str) -> dict[str, Any]:
+def export_image(ref: str, dest: str, inside: tuple[int, int]) -> dict[str, Any]:
     """Export the filesystem of the image ``ref`` into ``dest``; return the image's config."""
     import contextlib
 
@@ -198,7 +217,7 @@ def export_image(ref: str, dest: str) -> dict[str, Any]:
     try:
         stream = client.api.export(container["Id"])
         reader = _ChunkReader(stream)
-        _unpack_stream(reader, dest, f"the image {ref}", mode="r|")  # type: ignore[arg-type]
+        _unpack_stream(reader, dest, f"the image {ref}", "r|", inside)  # type: ignore[arg-type]
     except docker.errors.APIError as exc:
         raise VenvrootError(f"cannot export the image {ref}: {exc.explanation or exc}") from None
     finally:

@@ -67,8 +67,7 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
     if spec.pid or spec.net:
         return None
     if spec.userns:
-        out.append(("userns", str(os.geteuid() if spec.uid is None else spec.uid),
-                    str(os.getegid() if spec.gid is None else spec.gid)))  # fmt: skip
+        out.extend(_ids(spec))
     mounts = spec.mounts
     if mounts and mounts[0].dest == "/":
         first, mounts = mounts[0], mounts[1:]
@@ -110,6 +109,21 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
     out.append(("needs", sys.executable, ENTRY))
     out.append(("brain", sys.executable, "-I", "-S", ENTRY, BRAIN, cfg.env_dir))
     return out
+
+
+def _ids(spec: Spec) -> list[tuple[str, ...]]:
+    """The user mapping, as sandbox.enter_namespaces(spec, subids=True) makes it, and what it was
+    made from (a range given or taken away makes the file stale)."""
+    from ...ns import idmap
+
+    uid = os.geteuid() if spec.uid is None else spec.uid
+    gid = os.getegid() if spec.gid is None else spec.gid
+    ids = idmap.plan(uid, gid)
+    tools = ids.tools or (idmap.HELPER_DIRS[0] + "/newuidmap", idmap.HELPER_DIRS[0] + "/newgidmap")
+    out = [("check", name, _ident(name)) for name in (idmap.SUBUID, idmap.SUBGID, *tools)]
+    if ids.tools is None:
+        return [*out, ("userns", str(uid), str(gid))]
+    return [*out, ("idmap", *ids.tools, idmap.text(ids.uids), idmap.text(ids.gids))]
 
 
 def _host_view(state: State) -> list[tuple[str, ...]]:

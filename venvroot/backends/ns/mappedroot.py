@@ -1,0 +1,88 @@
+"""File work on an env's layers as root of a user namespace that maps the user's subordinate ids.
+
+Rootless with subordinate ids, root inside an env gives files to system users (``_apt``'s
+``partial`` directories, mode 0700, a package's files): on the host the user can then neither
+read nor remove them. In a user namespace mapping the same ranges the user is root, and the
+kernel lets that root read, chown and remove any file whose owner is mapped there, so copies keep
+their owners (snapshots, restore) and removals leave nothing (reset, destroy).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...errors import VenvrootError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def needed() -> bool:
+    """Whether the layers may hold files of subordinate ids: rootless with a range."""
+    from ...ns import idmap
+
+    return os.geteuid() != 0 and idmap.plan(0, 0).full
+
+
+def inside_ids(user: str) -> tuple[int, int]:
+    """The ids inside that the caller backs for ``--user`` ``user`` (its own unless root or an
+    ``ID:NAME``; ``system:NAME`` gets its id from the root's passwd later, and so the caller's)."""
+    from ...mapping import UserSpec
+
+    spec = UserSpec.parse(user)
+    if not spec.is_caller and spec.name == "root":
+        return 0, 0
+    if not spec.is_caller and spec.uid is not None:
+        return spec.uid, spec.uid
+    return os.getuid(), os.getgid()
+
+
+def run(work: Callable[[], object], inside: tuple[int, int] | None = None) -> None:
+    """Run ``work`` in a child that is root of a user namespace with the user's ranges mapped: as
+    an env with the caller backing ``inside`` maps them, or (None) every id the user has (or here,
+    when there is nothing to map); raise what went wrong as a VenvrootError."""
+    from ...ns import idmap, syscalls
+
+    ids = idmap.cover() if inside is None else idmap.plan(*inside)
+    if os.geteuid() == 0 or not ids.full:
+        work()
+        return
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_fd)
+            try:
+                mapper = idmap.Mapper(ids)
+                try:
+                    syscalls.unshare(syscalls.CLONE_NEWUSER)
+                except OSError:
+                    mapper.cancel()
+                    raise
+                mapper.map()
+                os.setresgid(0, 0, 0)  # root of the namespace, whoever backs it: what it makes is 0's
+                os.setresuid(0, 0, 0)
+                from ... import filetree
+
+                filetree._AM_ROOT = True  # root here: copies keep every (mapped) owner
+                work()
+                code = 0
+            except BaseException as exc:
+                detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else str(exc)
+                tag = "=" if isinstance(exc, VenvrootError) else ""  # said as is
+                os.write(write_fd, (tag + detail).encode(errors="replace")[:4000])
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 4096):
+        chunks.append(chunk)
+    os.close(read_fd)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status != 0:
+        said = b"".join(chunks).decode(errors="replace") or f"exit status {status}"
+        if said.startswith("="):
+            raise VenvrootError(said[1:])
+        raise VenvrootError(f"as root of the user's subordinate ids: {said}")
