@@ -156,8 +156,8 @@ def hand_over(cfg: EnvConfig, program: str, args: list[str]) -> None:
     """The Python path of an env whose container runs the agent: start the container if it is
     stopped, then become the agent's caller. Returns only when the agent does not answer, after
     saying so: the caller then takes the Engine API path."""
+    from .container import ensure_running
     from .engine import Connection
-    from .run import ensure_running
 
     state = layout.StateDir(cfg.env_dir)
     if not (has_agent(state) and os.access(agent_file(state), os.X_OK)):

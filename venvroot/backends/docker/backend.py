@@ -29,8 +29,9 @@ from ...inside import DEFAULT_PATH
 from ...mapping import UserSpec
 from ..base import Backend as BaseBackend
 from . import agentpath, layout, mounts, session
+from .container import ensure_running
 from .engine import Connection, encode, error_message, loads
-from .run import Usage, ensure_running, live_sessions
+from .run import Usage, live_sessions
 
 # The main process without the agent: waits on a stdin that never delivers, leaves on SIGTERM.
 KEEPER = 'trap "exit 0" TERM INT HUP; while read -r _; do :; done'

@@ -16,6 +16,7 @@ from ... import inside
 from ...activations import live
 from ...errors import VenvrootError
 from . import agentpath, guard, layout
+from .container import ensure_running, stop_container
 from .engine import Connection, EngineError, quote_path
 from .process import RemoteProcess, exec_body
 
@@ -127,69 +128,6 @@ def _why_not_running(container: str, run_state: dict) -> str:
         )
     detail = run_state.get("Error") or f"exit status {code}"
     return f"the container {container} stops right after starting ({detail}); see `docker logs {container}`"
-
-
-def ensure_running(conn: Connection, container: str, state: layout.StateDir, missing: bool = False) -> bool:
-    """Start the container; recreate it first when it is gone. Return True if it was not running."""
-    name = quote_path(container)
-    if not missing:
-        status, data = _start(conn, name)
-        if status == 304:
-            return False
-        if status == 204:
-            return True
-        if status != 404:
-            raise _start_error(container, data)
-    try:
-        with open(state.container_spec, "rb") as handle:
-            spec = handle.read()
-    except FileNotFoundError:
-        raise VenvrootError(
-            f"the environment's container {container} is gone and {state.container_spec} is missing; "
-            f"run `venvroot reset {state.env_dir}` to rebuild it"
-        ) from None
-    status, data = conn.request("POST", f"/containers/create?name={name}", spec)
-    if status == 404:
-        raise VenvrootError(
-            f"cannot recreate the container {container}: the environment's image is gone ({_msg(data)}); "
-            f"run `venvroot reset {state.env_dir}` to rebuild it from the original image"
-        )
-    if status not in (201, 409):  # 409: another shim recreated it just now
-        raise VenvrootError(f"cannot recreate the container {container}: {_msg(data)}")
-    status, data = _start(conn, name)
-    if status not in (204, 304):
-        raise _start_error(container, data)
-    return True
-
-
-def _start(conn: Connection, name: str) -> tuple[int, bytes]:
-    """POST start. Docker 20.10 sometimes fails a start that follows a stop of the same container
-    closely, inside the runtime's hooks ("error running hook"); a second try a moment later works."""
-    for delay in (0.2, 0.5, 0.0):
-        status, data = conn.request("POST", f"/containers/{name}/start")
-        if status != 500 or b"error running hook" not in data or not delay:
-            return status, data
-        import time
-
-        time.sleep(delay)
-    return status, data
-
-
-def stop_container(conn: Connection, container: str) -> None:
-    # The keeper exits on SIGTERM at once; everything else in the container dies with it.
-    status, data = conn.request("POST", f"/containers/{quote_path(container)}/stop?t=10")
-    if status not in (204, 304, 404):
-        raise VenvrootError(f"cannot stop the container {container}: {_msg(data)}")
-
-
-def _start_error(container: str, data: bytes) -> VenvrootError:
-    return VenvrootError(f"cannot start the environment's container {container}: {_msg(data)}")
-
-
-def _msg(data: bytes) -> str:
-    from .engine import error_message
-
-    return error_message(data)
 
 
 # -- mapping ---------------------------------------------------------------------------------------

@@ -26,16 +26,15 @@ from ... import snapshots
 from ...activations import process_start_time
 from ...envconfig import EnvConfig
 from . import layout
+from .container import ensure_running, stop_container
 from .engine import Connection, EngineError, quote_path
 from .process import RemoteProcess, exec_body
 from .run import (
-    ensure_running,
     exec_failure,
     inside_cwd,
     inside_environ,
     live_sessions,
     start_exec,
-    stop_container,
 )
 
 WATCH_INTERVAL = 1.0
