@@ -14,7 +14,7 @@ import traceback
 from typing import Any
 
 from .errors import ChrootError, RemoteTraceback
-from .runner import send
+from .frames import send
 
 
 def preload(*objects: Any) -> None:

@@ -21,6 +21,7 @@ import sys
 
 from . import relay, sandbox, seccomp, syscalls
 from .errors import KINDS, ChrootError
+from .frames import receive, send
 from .mounts import Mount, check_sources, default_mounts
 
 try:  # the C half of the signal module: ``signal`` itself imports enum (~4 ms)
@@ -276,7 +277,7 @@ def _spawn(spec: sandbox.Spec, command: _Command | None) -> tuple[int, object]:
             os._exit(status)  # type: ignore[arg-type]
         _close(launch.report_w)
         launch.report_w = -1
-        message = _receive(launch.report_r)
+        message = receive(launch.report_r)
         status = _wait(pid)
     finally:
         if os.getpid() == launch.top_pid:
@@ -380,7 +381,7 @@ def _wait_for(pid: int, launch: _Launch) -> int:
     """In a process that stays behind: wait for ``pid``; in the top process, read failures first."""
     _close(launch.report_w)
     launch.report_w = -1
-    message = _receive(launch.report_r) if launch.report_r >= 0 and os.getpid() == launch.top_pid else None
+    message = receive(launch.report_r) if launch.report_r >= 0 and os.getpid() == launch.top_pid else None
     status = _wait(pid)
     if message is not None and message[0] == b"E":
         raise _error_from(message[1])
@@ -567,30 +568,6 @@ def _report(launch: _Launch, exc: BaseException) -> None:
         send(launch.report_w, b"E", payload)
     except OSError:
         _print(f"{PROGRAM}: {text}")
-
-
-def send(fd: int, tag: bytes, payload: bytes) -> None:
-    data = memoryview(tag + len(payload).to_bytes(8, "big") + payload)
-    while data:
-        data = data[os.write(fd, data) :]
-
-
-def _receive(fd: int) -> tuple[bytes, bytes] | None:
-    header = _read_exact(fd, 9)
-    if len(header) < 9:
-        return None
-    return header[:1], _read_exact(fd, int.from_bytes(header[1:], "big"))
-
-
-def _read_exact(fd: int, size: int) -> bytes:
-    chunks = []
-    while size > 0:
-        chunk = os.read(fd, min(size, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
 
 
 def _error_from(payload: bytes) -> ChrootError:

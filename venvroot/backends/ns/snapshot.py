@@ -29,7 +29,25 @@ from .layout import CFG_SOURCE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .backend import Backend
+    from typing import Protocol
+
+    from ...settings import Settings
+    from .layout import State
+
+    class Backend(Protocol):
+        """What this module uses of backend.py's class (which imports this module)."""
+
+        settings: Settings
+        own_paths: tuple[str, ...]
+        python_extra_paths: tuple[str, ...]
+
+        @property
+        def env_dir(self) -> str: ...
+
+        @property
+        def state(self) -> State: ...
+
+        def prepare_root(self) -> None: ...
 
 
 def root_parts(backend: Backend, snapshot_dir: str | None = None) -> list[str]:
