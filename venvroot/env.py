@@ -260,6 +260,7 @@ def _make_dirs(path: str) -> str | None:
 
 def _write_layout(env: Environment) -> None:
     from .activators import ACTIVATORS, ActivationContext
+    from .activators.python import PythonActivator
 
     s, path = env.settings, env.dir
     bin_dir = f"{path}/bin"
@@ -275,4 +276,5 @@ def _write_layout(env: Environment) -> None:
     ctx = ActivationContext(path, bin_dir, s.effective_prompt, session)
     for name in s.activators:
         ACTIVATORS[name]().generate(ctx)
+    PythonActivator().generate(ctx)
     writer.write_manage_script(path, "destroy", "destroy")
