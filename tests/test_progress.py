@@ -1,6 +1,7 @@
 """Progress lines of long work, read through a real pty: unpacking a tarball root and taking and
-restoring a snapshot draw one line rewritten with \\r, as root and as the unprivileged user; with
-stderr not a terminal, or with -q, nothing is printed."""
+restoring a snapshot draw one line rewritten with \\r, as root and as the unprivileged user, and so
+does unpacking a docker image for the ns backend; with stderr not a terminal, or with -q, nothing
+is printed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pexpect
 import pytest
 from conftest import as_user, build_busybox_root
+from docker_helpers import busybox_image_fixture, daemon_fixture  # noqa: F401 - fixtures
 
 VENVROOT = [sys.executable, "-m", "venvroot"]
 
@@ -90,3 +92,10 @@ def test_no_progress_off_a_terminal_or_with_q(tmp_path: Path) -> None:
     assert in_pty([*VENVROOT, str(tmp_path / "b"), "--root", str(tarball), "-q"], tmp_path) == ""
     assert in_pty([*VENVROOT, "snapshot", "create", str(tmp_path / "b"), "-q"], tmp_path) == ""
     assert in_pty([*VENVROOT, "snapshot", "restore", str(tmp_path / "b"), "snap-1", "-q"], tmp_path) == ""
+
+
+def test_docker_image_root_shows_progress(tmp_path: Path, busybox_image: str) -> None:
+    env = tmp_path / "env"
+    out = in_pty([*VENVROOT, str(env), "--root", f"docker:{busybox_image}"], tmp_path)
+    assert int(progress_line(out, f"unpacking the image {busybox_image}").split(": ")[1].split()[0]) > 100
+    subprocess.run([*VENVROOT, "destroy", str(env)], check=True, capture_output=True)
