@@ -1,4 +1,5 @@
-"""The activate scripts, sourced by real bash, zsh, dash, busybox sh, fish, tcsh, csh and xonsh in a pty.
+"""The activate scripts, sourced by real bash, zsh, dash, busybox sh, fish, tcsh, csh, xonsh and nu
+in a pty.
 
 Each shell starts from ``env -i`` with a fixed environment, no rc files and a fixed prompt marker.
 Commands are wrapped between two printed markers (typed split, so the terminal's echo of the typed
@@ -19,12 +20,13 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import need
+from conftest import missing, need
 
 from venvroot.activators import ACTIVATORS, ActivationContext, Activator
 from venvroot.activators.bash import BashActivator
 from venvroot.activators.cshell import CShellActivator
 from venvroot.activators.fish import FishActivator
+from venvroot.activators.nushell import NushellActivator
 from venvroot.activators.xonsh import XonshActivator
 
 BEGIN, END, PROMPT = "@@VR-BEGIN@@", "@@VR-END@@", "VRP> "
@@ -349,14 +351,112 @@ class Xonsh(Shell):
         )
 
 
+class Nushell(Shell):
+    name = "nu"
+    activator = NushellActivator
+    volatile = frozenset({"LAST_EXIT_CODE", "CMD_DURATION_MS"})
+
+    def argv(self) -> list[str]:
+        return [nu_program(), "--no-config-file", "--no-history"]
+
+    def expect_startup(self) -> None:
+        self.await_input()
+
+    def expect(self, text: str) -> None:
+        # reedline asks the terminal where the cursor is (before each prompt and when a line is
+        # entered) and waits for the answer: answer every query met on the way.
+        while self.child.expect_exact([text, "\x1b[6n"]) == 1:
+            self.child.send("\x1b[1;1R")
+
+    def await_input(self) -> None:
+        # The prompt is drawn (the cursor shown again) once its queries are answered.
+        self.expect("\x1b[?25h")
+
+    def prompt(self) -> str:
+        self.child.sendline(self.wrap(self.noop()))
+        self.expect(END)
+        self.expect(PROMPT)  # drawn after the last query of the prompt: `before` holds all of it
+        shown = clean(self.child.before).strip("\n")
+        self.await_input()
+        return shown + PROMPT
+
+    def setup(self) -> str:
+        return (
+            f"$env.PROMPT_COMMAND = {{|| '{PROMPT}' }}; $env.PROMPT_INDICATOR = ''; "
+            "$env.PROMPT_COMMAND_RIGHT = ''; $env.PROMPT_MULTILINE_INDICATOR = ''"
+        )
+
+    def wrap(self, cmd: str) -> str:
+        return f"print ('{BEGIN[:6]}' + '{BEGIN[6:]}'); {cmd}; print ('{END[:6]}' + '{END[6:]}')"
+
+    def noop(self) -> str:
+        return "null"
+
+    def activate(self, env: Path) -> tuple[int, str]:
+        # `source` is resolved when the line is parsed and a failing script ends the whole line (an
+        # error, not a status): the status is whether the line went on to its end marker.
+        script = NushellActivator().quote(str(env / "bin" / self.activator.filename))
+        self.child.sendline(self.wrap(f"source {script}"))
+        self.expect(BEGIN)
+        self.child.expect_exact("\x1b[6n")  # the next prompt's first query ends the output
+        out = clean(self.child.before).strip("\n")
+        self.child.send("\x1b[1;1R")
+        self.await_input()
+        if END in out:
+            return 0, out[: out.index(END)].strip("\n")
+        return 1, out
+
+    def var_cmd(self, name: str) -> str:
+        joined = "if ($in | describe | str starts-with list) { str join (char esep) } else { $in }"
+        value = f"($env | get {name} | {joined})"
+        return f"if '{name}' in $env {{ print ('set:' + {value}) }} else {{ print unset }}"
+
+    def has_deactivate_cmd(self) -> str:
+        return "print (if (scope commands | where name == deactivate | is-empty) { 'no' } else { 'yes' })"
+
+    def dump_cmd(self) -> str:
+        # nushell cannot drop a command at run time: `deactivate` stays defined (and does nothing
+        # once nothing is active), so the command list leaves it out. Everything else is compared.
+        return (
+            "print ($env | items {|k, v| $'($k)=($v | to nuon --serialize)' } | str join (char nl)); "
+            "print (scope commands | where type == custom and name != deactivate | get name | to nuon); "
+            "print (scope variables | get name | to nuon)"
+        )
+
+    def dumped_name(self, line: str) -> str | None:
+        return line.split("=", 1)[0] if "=" in line else None
+
+    def environ(self) -> dict[str, str]:
+        # nushell exports its counters too.
+        return {k: v for k, v in super().environ().items() if k not in self.volatile}
+
+
+def nu_program() -> str:
+    """nu itself, not the npm package's node launcher (a process between the terminal and the shell)."""
+    found = Path(need("nu")).resolve()
+    if found.suffix == ".js":
+        binaries = sorted(found.parent.parent.glob("node_modules/@nushell/*/bin/nu"))
+        if not binaries:
+            missing(f"{found} is the npm launcher, but no nu binary lies beside it")
+        return str(binaries[0])
+    return str(found)
+
+
 def xonsh_program() -> str:
     """xonsh itself, not a version-manager shim that needs the caller's environment."""
     here = Path(sys.executable).parent / "xonsh"
     return str(here) if here.exists() else need("xonsh")
 
 
+def shell_program(name: str) -> str:
+    """The program behind a shell name, for running scripts outside a pty."""
+    if name in ("xonsh", "nu"):
+        return xonsh_program() if name == "xonsh" else nu_program()
+    return need(PROGRAMS[name])
+
+
 SHELLS: dict[str, type[Shell]] = {
-    cls.name: cls for cls in (Bash, Zsh, Dash, BusyboxSh, Fish, Tcsh, Csh, Xonsh)
+    cls.name: cls for cls in (Bash, Zsh, Dash, BusyboxSh, Fish, Tcsh, Csh, Xonsh, Nushell)
 }
 # The program behind each shell name, for running scripts outside a pty.
 PROGRAMS = {
@@ -524,8 +624,8 @@ DASH_UNEXPORTED_PATH = pytest.mark.xfail(
 @pytest.mark.parametrize(
     ("shell_name", "path"),
     [
-        *((name, "") for name in ("bash", "zsh", "sh", "busybox", "fish", "tcsh", "xonsh")),
-        *((name, None) for name in ("bash", "zsh", "busybox", "tcsh", "xonsh")),
+        *((name, "") for name in ("bash", "zsh", "sh", "busybox", "fish", "tcsh", "xonsh", "nu")),
+        *((name, None) for name in ("bash", "zsh", "busybox", "tcsh", "xonsh", "nu")),
         pytest.param("sh", None, marks=DASH_UNEXPORTED_PATH),
         # fish always has a PATH: it sets a default when its environment has none.
     ],
@@ -606,8 +706,12 @@ def test_deactivate_nondestructive_keeps_deactivate(shell_name, spawn, workdir):
     assert sh.environ() == before[1]
     assert sh.prompt() == prompt_before
     sh.run("deactivate")
-    assert sh.run(sh.has_deactivate_cmd()) == "no"
+    # nushell cannot drop a command at run time: its deactivate stays and does nothing from then on.
+    assert sh.run(sh.has_deactivate_cmd()) == ("yes" if shell_name == "nu" else "no")
     assert sh.state() == before
+    if shell_name == "nu":
+        assert sh.run("deactivate") == ""
+        assert sh.state() == before
 
 
 @pytest.mark.parametrize("shell_name", ALL)
@@ -644,9 +748,9 @@ def test_fish_prompt_keeps_status(spawn, workdir):
 @pytest.mark.parametrize("shell_name", ALL)
 def test_running_the_script_is_refused(shell_name, workdir):
     env = make_env(workdir)
-    program = xonsh_program() if shell_name == "xonsh" else need(PROGRAMS[shell_name])
+    program = shell_program(shell_name)
     script = env / "bin" / SHELLS[shell_name].activator.filename
-    flags = {"xonsh": ["--no-rc"], "busybox": ["sh"]}.get(shell_name, [])
+    flags = {"xonsh": ["--no-rc"], "busybox": ["sh"], "nu": ["--no-config-file"]}.get(shell_name, [])
     argv = [program, *flags, str(script)]
     result = subprocess.run(
         argv, capture_output=True, text=True, env={"PATH": BASE_PATH, "HOME": str(workdir)}, timeout=30
@@ -731,9 +835,10 @@ QUOTE_SAMPLES = [
 
 
 def quote_round_trip(shell: str, script: str) -> str:
-    program = xonsh_program() if shell == "xonsh" else need(PROGRAMS[shell])
+    program = shell_program(shell)
     flags = {"bash": ["--norc", "--noprofile"], "zsh": ["-f"], "fish": ["--no-config"], "tcsh": ["-f"]}
-    argv = [program, *flags.get(shell, ["--no-rc"] if shell == "xonsh" else []), "-c", script]
+    flags |= {"xonsh": ["--no-rc"], "nu": ["--no-config-file"]}
+    argv = [program, *flags.get(shell, []), "-c", script]
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
     result = subprocess.run(argv, capture_output=True, env=env, timeout=30)
     assert result.returncode == 0, result.stderr.decode()
@@ -751,6 +856,7 @@ def quote_round_trip(shell: str, script: str) -> str:
         # With backslash_quote a backslash quotes even inside single quotes.
         ("tcsh", CShellActivator, "set backslash_quote\nset v = {}\nprintf '%s\\0' \"$v:q\""),
         ("xonsh", XonshActivator, "print({}, end='\\0')"),
+        ("nu", NushellActivator, "print -n {}; print -n (char -i 0)"),
     ],
 )
 def test_quote_is_a_literal(shell, cls, printer):

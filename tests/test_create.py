@@ -309,7 +309,7 @@ def test_settings_defaults_are_fresh_and_unknown_names_refused(tmp_path: Path) -
     first, second = Settings(path=tmp_path / "a"), Settings(path=tmp_path / "b")
     first.link.append("ls")
     first.activators.remove("xonsh")
-    assert second.link == [] and second.activators == ["bash", "fish", "cshell", "xonsh"]
+    assert second.link == [] and second.activators == ["bash", "fish", "cshell", "xonsh", "nushell"]
     with pytest.raises(TypeError, match="'bogus'"):
         Settings(path=tmp_path / "c", bogus=1)
 

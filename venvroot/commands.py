@@ -40,6 +40,10 @@ def cmd_create(argv: list[str]) -> int:
     clear = bool(values.pop("clear", False))
     quiet = bool(values.pop("quiet", False))
     verbose = bool(values.pop("verbose", False))
+    if quiet:
+        from . import progress
+
+        progress.set_quiet(True)
     compat.resolve(values, quiet)
     if values.get("prompt") == ".":
         values["prompt"] = os.path.basename(os.getcwd())
@@ -165,16 +169,23 @@ def cmd_snapshot(argv: list[str]) -> int:
     from .snapshots import Snapshots, human_size
 
     ns = snapshot_parser().parse_args(argv)
+    quiet = getattr(ns, "quiet", False)
+    if quiet:
+        from . import progress
+
+        progress.set_quiet(True)
     env = Environment.open(ns.path)
     snaps = Snapshots(env)
     if ns.action == "create":
         snap = snaps.create(ns.name)
-        print(f"snapshot {snap.name} ({snap.id}) of {env.dir}")
+        if not quiet:
+            print(f"snapshot {snap.name} ({snap.id}) of {env.dir}")
     elif ns.action == "list":
         _print_snapshots(snaps, human_size)
     elif ns.action == "restore":
         snap = snaps.restore(ns.ref)
-        print(f"restored snapshot {snap.name} ({snap.id}) in {env.dir}")
+        if not quiet:
+            print(f"restored snapshot {snap.name} ({snap.id}) in {env.dir}")
     elif ns.action == "delete":
         snap = snaps.delete(ns.ref)
         print(f"deleted snapshot {snap.name} ({snap.id}) of {env.dir}")

@@ -14,7 +14,13 @@ VIRTUALENV, VENVROOT = "virtualenv options", "venvroot options"
 OPTIONS: tuple[tuple[str, tuple[str, ...], str, str | None, str], ...] = (
     (VIRTUALENV, ("--clear",), "store_true", None, "replace an existing venvroot/virtualenv environment"),
     (VIRTUALENV, ("--prompt",), "store", None, "prompt prefix ('.' = the current directory's name)"),
-    (VIRTUALENV, ("--activators",), "store", None, "comma-separated: bash,fish,cshell,xonsh (default: all)"),
+    (
+        VIRTUALENV,
+        ("--activators",),
+        "store",
+        None,
+        "comma-separated: bash,fish,cshell,xonsh,nushell (default all)",
+    ),
     (VIRTUALENV, ("-p", "--python"), "store", None, "interpreter (inside the root) for the env's Python"),
     (VIRTUALENV, ("--no-vcs-ignore",), "store_true", None, "do not write .gitignore"),
     (

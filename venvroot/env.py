@@ -66,6 +66,7 @@ class Environment:
     def write_activators(self) -> None:
         """(Re)write ``bin/activate*`` for the settings' shells (the session hook, if any, exists)."""
         from .activators import ACTIVATORS, ActivationContext
+        from .activators.python import PythonActivator
 
         session = None
         if self.backend.uses_session:
@@ -74,6 +75,7 @@ class Environment:
         ctx = ActivationContext(self.dir, bin_dir, self.settings.effective_prompt, session)
         for name in self.settings.activators:
             ACTIVATORS[name]().generate(ctx)
+        PythonActivator().generate(ctx)  # bin/activate_this.py, whatever the shells
 
     def unlink(self, programs: list[str]) -> list[str]:
         return [writer.remove_shim(self.dir, p) for p in programs]

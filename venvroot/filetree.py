@@ -20,6 +20,8 @@ import os
 import stat
 from collections.abc import Iterator
 
+from . import progress
+
 _AM_ROOT = os.geteuid() == 0
 _CHUNK = 1 << 30
 
@@ -142,6 +144,7 @@ class _Copier:
     def entry(self, src: str, dst: str, rel: str) -> None:
         st = os.lstat(src)
         mode = st.st_mode
+        progress.tick(1, st.st_size if stat.S_ISREG(mode) else 0)
         if stat.S_ISDIR(mode):
             os.mkdir(dst, 0o700)
             xattrs = _xattrs(src)
@@ -235,6 +238,7 @@ def _sync(src: str, dst: str, placed: dict[tuple[int, int], str]) -> int:
         dst_st = os.lstat(dst)
     except FileNotFoundError:
         dst_st = None
+    progress.tick(1, sst.st_size if stat.S_ISREG(sst.st_mode) else 0)
     if stat.S_ISDIR(sst.st_mode) and dst_st is not None and stat.S_ISDIR(dst_st.st_mode):
         changed = 0
         if not _AM_ROOT and dst_st.st_mode & 0o700 != 0o700:

@@ -59,12 +59,17 @@ def snapshot_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("create", help="take a snapshot", description="Take a snapshot of the environment.")
     c.add_argument("path", metavar="PATH", help="the environment's directory")
     c.add_argument("name", nargs="?", metavar="NAME", help="a new name (default: snap-N)")
+    c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success, no progress line")
     ls = sub.add_parser("list", help="list the snapshots", description="List the snapshots.")
     ls.add_argument("path", metavar="PATH", help="the environment's directory")
     for verb, what in (("restore", "bring back what a snapshot captured"), ("delete", "delete a snapshot")):
         r = sub.add_parser(verb, help=what, description=what[0].upper() + what[1:] + ".")
         r.add_argument("path", metavar="PATH", help="the environment's directory")
         r.add_argument("ref", metavar="NAME|ID", help="the snapshot's name or id")
+        if verb == "restore":
+            r.add_argument(
+                "-q", "--quiet", action="store_true", help="print nothing on success, no progress line"
+            )
     k = sub.add_parser(
         "configure",
         help="snapshot automatically before a program runs",

@@ -12,7 +12,7 @@ from .envconfig import MARKER, quote
 from .version import __version__
 
 BACKENDS = ("ns", "docker")
-ALL_ACTIVATORS = ("bash", "fish", "cshell", "xonsh")
+ALL_ACTIVATORS = ("bash", "fish", "cshell", "xonsh", "nushell")
 
 # Every setting but ``path`` and ``extra``, in venvroot.cfg's order, with its default (a list default
 # is copied for each Settings). Names map to option names (``_`` -> ``-``).

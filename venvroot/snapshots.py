@@ -372,9 +372,12 @@ class Snapshots:
     ) -> Snapshot:
         """Take a snapshot. ``name`` must be new; without one, ``template`` (or ``snap-{n}``) makes one,
         made unique with a ``.2``, ``.3``... suffix."""
+        from . import progress
+
         with self._lock():
             self._refuse_if_frozen("taking a snapshot")
-            return self._create(name, program, template or DEFAULT_NAME)
+            with progress.Progress(f"snapshot of {os.path.basename(self.env_dir)}"):
+                return self._create(name, program, template or DEFAULT_NAME)
 
     def _create(self, name: str | None, program: str | None, template: str) -> Snapshot:
         import errno
@@ -458,22 +461,27 @@ class Snapshots:
         the env is stopped first, as by ``reset``."""
         import errno
 
+        from . import progress
+
         with self._lock():
             snap = self.find(ref)
             self._refuse_if_frozen(f"restoring {snap.name}")
             before = self._offered()
-            self._call("restore_root", snap.path, snap.facts)
-            own, extra = self._paths()
-            try:
-                restore_python(self.env_dir, snap.path, own, extra)
-            except OSError as exc:
-                why = (
-                    "no space left on the disk" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
-                )
-                raise VenvrootError(
-                    f"restoring the Python packages of {snap.name} failed ({why}: {exc.filename}); "
-                    f"they are partly restored: fix that and restore {snap.name} again"
-                ) from None
+            with progress.Progress(f"restoring {snap.name}"):
+                self._call("restore_root", snap.path, snap.facts)
+                own, extra = self._paths()
+                try:
+                    restore_python(self.env_dir, snap.path, own, extra)
+                except OSError as exc:
+                    why = (
+                        "no space left on the disk"
+                        if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                        else exc.strerror
+                    )
+                    raise VenvrootError(
+                        f"restoring the Python packages of {snap.name} failed ({why}: {exc.filename}); "
+                        f"they are partly restored: fix that and restore {snap.name} again"
+                    ) from None
             state = self._state()
             state["current"] = snap.id
             self._save_state(state)

@@ -6,10 +6,11 @@ from .base import ActivationContext, Activator
 from .bash import BashActivator
 from .cshell import CShellActivator
 from .fish import FishActivator
+from .nushell import NushellActivator
 from .xonsh import XonshActivator
 
 ACTIVATORS: dict[str, type[Activator]] = {
-    cls.name: cls for cls in (BashActivator, FishActivator, CShellActivator, XonshActivator)
+    cls.name: cls for cls in (BashActivator, FishActivator, CShellActivator, XonshActivator, NushellActivator)
 }
 
 __all__ = ["ACTIVATORS", "ActivationContext", "Activator"]

@@ -91,8 +91,13 @@ def _unpack_stream(stream: IO[bytes], dest: str, shown: str, mode: str, inside: 
     import tarfile
     import zlib
 
+    from ... import progress
+
     try:
-        with tarfile.open(fileobj=stream, mode=mode) as tar:
+        with (
+            progress.Progress(f"unpacking {shown}"),
+            tarfile.open(fileobj=stream, mode=mode) as tar,
+        ):
             count = _extract(tar, dest, shown, inside)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) and exc.errno:
@@ -138,6 +143,8 @@ def extract_safely(tar: tarfile.TarFile, dest: str, shown: str) -> int:
     """Extract every member under ``dest`` (see the module's docstring); return how many."""
     import shutil
 
+    from ... import progress
+
     symlinks: set[str] = set()  # member paths that are symlinks now
     dirs: list[tarfile.TarInfo] = []
     count = 0
@@ -147,6 +154,7 @@ def extract_safely(tar: tarfile.TarFile, dest: str, shown: str) -> int:
         if not name:
             continue  # "./" itself
         count += 1
+        progress.tick(1, member.size)
         if member.ischr() or member.isblk():
             continue
         if _through_symlink(name, symlinks, last=False):

@@ -1,0 +1,84 @@
+"""A progress line for long work (unpacking a root, snapshots, restores): one line on stderr,
+rewritten in place with ``\\r``, and nothing at all when stderr is not a terminal or under ``-q``.
+
+The work being counted calls :func:`tick` (a no-op unless a :class:`Progress` is open), so the code
+that walks files needs no progress object passed down. Never used on a shim's hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_quiet = False
+_current: Progress | None = None
+INTERVAL = 0.1  # seconds between redraws: a redraw per file would cost more than the work
+
+
+def set_quiet(quiet: bool) -> None:
+    """``-q``: no progress line from here on."""
+    global _quiet
+    _quiet = quiet
+
+
+def tick(files: int = 1, size: int = 0) -> None:
+    """Count ``files`` more entries and ``size`` more bytes of the work in progress, if any."""
+    if _current is not None:
+        _current.add(files, size)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""  # not reached
+
+
+class Progress:
+    """``with Progress("unpacking x.tar"):`` shows ``unpacking x.tar: 1234 files, 5.6 MiB`` while
+    the block ticks, and the final count with ``done`` when it ends without an error."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.files = 0
+        self.size = 0
+        self.shown = 0.0
+        self.width = 0
+        self.enabled = not _quiet and _isatty()
+
+    def __enter__(self) -> Progress:
+        global _current
+        self.outer, _current = _current, (self if self.enabled else None)
+        if self.enabled:
+            self._draw()
+        return self
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        global _current
+        _current = self.outer
+        if self.enabled:
+            self._draw(", done\n" if kind is None else ", failed\n")
+
+    def add(self, files: int, size: int) -> None:
+        self.files += files
+        self.size += size
+        if time.monotonic() - self.shown >= INTERVAL:
+            self._draw()
+
+    def _draw(self, end: str = "") -> None:
+        text = f"{self.what}: {self.files} files, {_human(self.size)}{end.rstrip(chr(10))}"
+        # Spaces cover what a longer earlier line left.
+        sys.stderr.write("\r" + text.ljust(self.width) + ("\n" if end.endswith("\n") else ""))
+        sys.stderr.flush()
+        self.width = len(text)
+        self.shown = time.monotonic()
+
+
+def _isatty() -> bool:
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
