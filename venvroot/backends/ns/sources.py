@@ -91,13 +91,8 @@ def _unpack_stream(stream: IO[bytes], dest: str, shown: str, mode: str, inside: 
     import tarfile
     import zlib
 
-    from ... import progress
-
     try:
-        with (
-            progress.Progress(f"unpacking {shown}"),
-            tarfile.open(fileobj=stream, mode=mode) as tar,
-        ):
+        with tarfile.open(fileobj=stream, mode=mode) as tar:
             count = _extract(tar, dest, shown, inside)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) and exc.errno:
@@ -126,14 +121,17 @@ def _through_symlink(name: str, symlinks: set[str], last: bool) -> bool:
 def _extract(tar: tarfile.TarFile, dest: str, shown: str, inside: tuple[int, int]) -> int:
     """Rootless with subordinate ids, as root of a namespace mapping them as the env will (the
     caller backing ``inside``), so that every file keeps its owner, shifted into the range."""
+    from ... import progress
     from . import mappedroot
 
     if not mappedroot.needed():
-        return extract_safely(tar, dest, shown)
+        with progress.Progress(f"unpacking {shown}"):
+            return extract_safely(tar, dest, shown)
 
-    def work() -> None:
-        if extract_safely(tar, dest, shown) == 0:
-            raise VenvrootError(EMPTY.format(shown))
+    def work() -> None:  # the line is drawn where the files are counted: in the child
+        with progress.Progress(f"unpacking {shown}"):
+            if extract_safely(tar, dest, shown) == 0:
+                raise VenvrootError(EMPTY.format(shown))
 
     mappedroot.run(work, inside)
     return 1  # the child counted: an empty tarball failed there
