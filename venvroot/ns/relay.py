@@ -12,6 +12,7 @@ not sent twice. The program is killed if the relay dies (SIGKILL included). Hot 
 from __future__ import annotations
 
 import os
+import sys
 
 from . import syscalls
 
@@ -105,8 +106,6 @@ def _kill(pid: int, signum: int) -> None:
 
 
 def _flush(name: str) -> None:
-    import sys  # already loaded in every Python process
-
     stream = getattr(sys, name, None)
     if stream is not None:
         try:  # noqa: SIM105 - as above

@@ -116,20 +116,33 @@ def from_a_child(work: Callable[[], tuple[int, str]], where: str) -> tuple[int, 
         finally:
             os._exit(0)
     os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 4096):
-        chunks.append(chunk)
-        if chunk.endswith(b"\n"):
-            break
+    message = read_line(read_fd)
     os.close(read_fd)
     os.waitpid(pid, 0)
-    message = b"".join(chunks).decode("utf-8", "replace").strip()
     words = message.split()
     if len(words) == 3 and words[0] == "ready" and words[1].isdigit():
         return int(words[1]), words[2]
     if message.startswith("error "):
         raise VenvrootError(message[len("error ") :])
     raise VenvrootError(f"{where}: it ended without a word")
+
+
+def read_line(fd: int) -> str:
+    """One line a child says on ``fd`` (up to end of file), stripped."""
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return b"".join(chunks).decode("utf-8", "replace").strip()
+
+
+def let_go_of_the_caller() -> None:
+    """Keep nothing of the starter's open: its lock above all, and pipes a caller reads to EOF."""
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, 65536)
 
 
 def namespace_spec(cfg: EnvConfig, state: State) -> sandbox.Spec:
@@ -220,11 +233,7 @@ def _reaper(state_fd: int, token: str, facts: dict, told_w: int) -> None:
             os.kill(held, 9)  # unrecorded, it would let a second holder mount the same layers
             told = f"error {exc.errno}"
         os.write(told_w, told.encode())
-        # Nothing of the starter's stays open here either (a caller reading its output waits for EOF).
-        null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        os.closerange(3, 65536)
+        let_go_of_the_caller()
         os.waitpid(held, 0)
     finally:
         os._exit(0)

@@ -62,7 +62,7 @@ def _start(cfg: EnvConfig, state: State, where: str) -> tuple[int, str]:
     os.close(told_w)
     os.close(state_fd)
     try:
-        told = _read_line(told_r)
+        told = coldstart.read_line(told_r)
     finally:
         os.close(told_r)
     if told.startswith("ok "):
@@ -90,7 +90,7 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
         finally:
             os._exit(1)
     os.close(built_w)
-    word = _read_line(built_r)
+    word = coldstart.read_line(built_r)
     os.close(built_r)
     if word == "built":
         try:
@@ -103,7 +103,7 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
         os.waitpid(init, 0)  # gone, with its mounts, before the caller tries again
         word = word if word.startswith("error ") else "error its init ended without a word"
     holder.say(told_w, word + "\n")
-    _quiet()
+    coldstart.let_go_of_the_caller()
     os.waitpid(init, 0)
 
 
@@ -130,7 +130,7 @@ def _init(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, built_w: i
         os.close(built_w)
         holder.serve(state_fd, token, facts)  # ends through os._exit
     holder.say(built_w, "built\n")
-    _quiet()
+    coldstart.let_go_of_the_caller()
     while True:  # orphans of the namespace are reparented here: reap them all
         try:
             done, status = os.waitpid(-1, 0)
@@ -138,20 +138,3 @@ def _init(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, built_w: i
             os._exit(0)
         if done == serving:
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
-def _quiet() -> None:
-    """Keep nothing of the caller's open (its lock above all, pipes a reader waits on)."""
-    null = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.closerange(3, 65536)
-
-
-def _read_line(fd: int) -> str:
-    chunks = []
-    while chunk := os.read(fd, 4096):
-        chunks.append(chunk)
-        if chunk.endswith(b"\n"):
-            break
-    return b"".join(chunks).decode("utf-8", "replace").strip()
