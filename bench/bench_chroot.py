@@ -108,7 +108,7 @@ def join_candidates(holder: int) -> dict[str, list[str]]:
     py = sys.executable
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
-        "from venvroot.ns.runner import join_command\n"
+        "from venvroot.ns.join import join_command\n"
         f"join_command({holder}, ['/bin/true'])"
     )
     nsenter = ["nsenter", "-t", str(holder), "-m", "-u", "-i"]

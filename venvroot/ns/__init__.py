@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
     from .chroot import Chroot
     from .errors import ChrootError, ChrootMountError, NamespaceError, RemoteTraceback
+    from .join import join_command
     from .mounts import Mount
-    from .runner import DEFAULT, exec_command, join_command, make_spec, run_command, run_function
+    from .runner import DEFAULT, exec_command, make_spec, run_command, run_function
 
 _WHERE = {
     "Chroot": "chroot",
@@ -33,7 +34,7 @@ _WHERE = {
     "Mount": "mounts",
     "DEFAULT": "runner",
     "exec_command": "runner",
-    "join_command": "runner",
+    "join_command": "join",
     "make_spec": "runner",
     "run_command": "runner",
     "run_function": "runner",

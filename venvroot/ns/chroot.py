@@ -78,7 +78,7 @@ class Chroot:
         self._frame = frame
         self._before = dict(frame.f_locals)
         remote.preload(frame)
-        status, message = runner._spawn(self.spec, None)
+        status, message = runner.spawn(self.spec, None)
         if message is runner.IN_ROOT:
             self._inside = True
             return self
@@ -133,7 +133,7 @@ class Chroot:
         except BaseException as err:
             status = 1
             payload = pickle.dumps(({}, remote.pack_exception(err)))
-        remote.finish(runner._report_fd(), payload, status)
+        remote.finish(runner.report_fd(), payload, status)
 
 
 def _skip_body(frame: FrameType) -> Any:

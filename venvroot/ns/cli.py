@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import sys
 
-from . import runner
+from . import process, program, runner
 from .errors import ChrootError
 from .mounts import DEFAULT_MOUNTPOINTS, from_mountpoints
 from .paths import exists_in_root, read_in_root
 
 PROG = "venvroot chroot"
-STATUS_FAILED = runner.STATUS_SETUP_FAILED  # 125, as chroot(1) uses for its own failures
+STATUS_FAILED = process.STATUS_SETUP_FAILED  # 125, as chroot(1) uses for its own failures
 
 USAGE = f"""usage: {PROG} [options] ROOT [COMMAND [ARG...]]
 
@@ -69,7 +69,7 @@ class _UsageError(Exception):
 
 def main(argv: list[str]) -> int:
     """Entry point for ``venvroot chroot``; returns a status only when the command could not run."""
-    runner.PROGRAM = PROG
+    program.PROGRAM = PROG
     try:
         opts, root, command = _parse(argv)
     except _UsageError as exc:

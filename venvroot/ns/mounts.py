@@ -13,6 +13,16 @@ from .errors import ChrootError, ChrootMountError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any, TypedDict, Unpack
+
+    class Flags(TypedDict, total=False):
+        """The keyword flags a constructor passes on to ``Mount``."""
+
+        readonly: bool
+        recursive: bool
+        create: bool
+        optional: bool
+
 
 KINDS = ("bind", "tmpfs", "proc", "sysfs", "overlay", "dev")
 FILESYSTEM_SOURCES = ("proc", "sysfs", "tmpfs")
@@ -101,26 +111,34 @@ class Mount:
         )
 
     @classmethod
-    def rbind(cls, source: str, dest: str | None = None, **kwargs: bool) -> Mount:
+    def rbind(
+        cls,
+        source: str,
+        dest: str | None = None,
+        *,
+        readonly: bool = False,
+        create: bool = True,
+        optional: bool = False,
+    ) -> Mount:
         """Bind ``source`` with its submounts."""
-        return cls.bind(source, dest, recursive=True, **kwargs)
+        return cls.bind(source, dest, readonly=readonly, recursive=True, create=create, optional=optional)
 
     @classmethod
-    def tmpfs(cls, dest: str, options: str = "mode=0755", **kwargs: bool) -> Mount:
+    def tmpfs(cls, dest: str, options: str = "mode=0755", **kwargs: Unpack[Flags]) -> Mount:
         return cls("tmpfs", dest, "tmpfs", options=options, **kwargs)
 
     @classmethod
-    def proc(cls, dest: str = "/proc", **kwargs: bool) -> Mount:
+    def proc(cls, dest: str = "/proc", **kwargs: Unpack[Flags]) -> Mount:
         """A proc of the root's PID namespace; without one, the host's /proc bound recursively."""
         return cls("proc", dest, "proc", **kwargs)
 
     @classmethod
-    def sysfs(cls, dest: str = "/sys", **kwargs: bool) -> Mount:
+    def sysfs(cls, dest: str = "/sys", **kwargs: Unpack[Flags]) -> Mount:
         """A sysfs of the root's network namespace; without one, the host's /sys bound recursively."""
         return cls("sysfs", dest, "sysfs", **kwargs)
 
     @classmethod
-    def dev(cls, dest: str = "/dev", **kwargs: bool) -> Mount:
+    def dev(cls, dest: str = "/dev", **kwargs: Unpack[Flags]) -> Mount:
         return cls("dev", dest, "dev", **kwargs)
 
     @classmethod
@@ -130,7 +148,7 @@ class Mount:
         lower: str | Sequence[str],
         upper: str | None = None,
         work: str | None = None,
-        **kwargs: bool,
+        **kwargs: Unpack[Flags],
     ) -> Mount:
         """An overlay of ``lower`` (uppermost first); writable when ``upper`` and ``work`` are given."""
         lowers = [lower] if isinstance(lower, str) else list(lower)
@@ -146,7 +164,7 @@ class Mount:
         values = {name: getattr(self, name) for name in self.__slots__}
         values.update(changes)
         kind, dest = values.pop("kind"), values.pop("dest")
-        return Mount(kind, dest, **values)  # type: ignore[arg-type]
+        return Mount(kind, dest, **values)
 
     # -- value behaviour ------------------------------------------------------------------------
     def __setattr__(self, name: str, value: object) -> None:
@@ -236,7 +254,9 @@ def from_key(key: str, options: Mapping[str, bool] | None = None) -> Mount | Non
         dest = source
     if not dest.startswith("/"):
         dest = "/" + dest
-    flags = {k: bool(options[k]) for k in ("readonly", "recursive", "create", "optional") if k in options}
+    flags: dict[str, Any] = {
+        k: bool(options[k]) for k in ("readonly", "recursive", "create", "optional") if k in options
+    }
     if source in FILESYSTEM_SOURCES:
         return Mount(source, dest, source, **flags)
     return Mount("bind", dest, os.path.abspath(source), **flags)

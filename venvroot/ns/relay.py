@@ -19,7 +19,7 @@ from . import syscalls
 try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
 except ImportError:  # pragma: no cover
-    import signal as _sig  # type: ignore[no-redef]
+    import signal as _sig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -124,7 +124,7 @@ def _bind_with_c_ctypes() -> tuple:
         _restype_ = CInt
 
     class Libc:
-        _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+        _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # None: this program itself
 
     return (CInt, CLong, CULong, CCharP), Function, Libc, _ctypes.get_errno, _ctypes.addressof
 

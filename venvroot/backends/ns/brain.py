@@ -25,7 +25,7 @@ from .layout import State
 try:
     import _signal as _sig
 except ImportError:  # pragma: no cover
-    import signal as _sig  # type: ignore[no-redef]
+    import signal as _sig
 
 
 class Outside(Place):

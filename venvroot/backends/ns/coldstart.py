@@ -37,7 +37,7 @@ from .run import inside_environ, runner_ids, switch_ids
 try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
 except ImportError:  # pragma: no cover
-    import signal as _sig  # type: ignore[no-redef]
+    import signal as _sig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -50,7 +50,7 @@ from .processes import holding, kill, members, terminate
 try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
     import _signal as _sig
 except ImportError:  # pragma: no cover
-    import signal as _sig  # type: ignore[no-redef]
+    import signal as _sig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

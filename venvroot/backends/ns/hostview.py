@@ -220,7 +220,7 @@ def _inside_overlay(entries: list[dict], dest: str) -> bool:
 def probe(state: State, entries: list[dict]) -> set[str]:
     """Mount each planned overlay once, in order, in a throwaway namespace; return the directories
     whose overlay the kernel refused."""
-    from venvroot.ns import runner, sandbox, syscalls
+    from venvroot.ns import mounting, runner, sandbox, syscalls
     from venvroot.ns.mounts import Mount
 
     overlays = [e["dest"] for e in entries if e["kind"] == "overlay"]
@@ -245,7 +245,7 @@ def probe(state: State, entries: list[dict]) -> set[str]:
                         state.root + dest,
                         "overlay",
                         0,
-                        sandbox.overlay_options(options, spec.userns),
+                        mounting.overlay_options(options, spec.userns),
                     )
                 except OSError:
                     refused.append(dest)

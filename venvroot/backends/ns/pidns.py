@@ -27,7 +27,7 @@ from .layout import MARKER_PREFIX, State
 try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
 except ImportError:  # pragma: no cover
-    import signal as _sig  # type: ignore[no-redef]
+    import signal as _sig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from .layout import MARKER_PREFIX, State
 try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
     import _signal as _sig
 except ImportError:  # pragma: no cover
-    import signal as _sig  # type: ignore[no-redef]
+    import signal as _sig
 
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL when stopping
 

@@ -22,7 +22,7 @@ from .layout import CFG_SOURCE, State
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...envconfig import EnvConfig
-    from ...ns.sandbox import Spec
+    from ...ns.spec import Spec
 
 STARTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "starter")
 HEADER = "venvroot-start 1"
@@ -51,7 +51,7 @@ def _ident(name: str) -> str:
 def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple[str, ...]] | None:
     """The steps of ``spec``'s start, or None when it needs something only the Python starter does."""
     from ...launch import BRAIN
-    from ...ns import sandbox
+    from ...ns import mounting
     from .fastpath import ENTRY
 
     out: list[tuple[str, ...]] = [
@@ -73,14 +73,14 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
         first, mounts = mounts[0], mounts[1:]
         if first.kind != "overlay" or first.readonly:
             return None
-        out.append(("root-overlay", spec.root, sandbox.overlay_options(first.options, spec.userns)))
+        out.append(("root-overlay", spec.root, mounting.overlay_options(first.options, spec.userns)))
     else:
         out.append(("root-bind", spec.root))
     together = 0
     for i, m in enumerate(mounts):
         if spec.overlays_together and together == 0:
-            together = sandbox.independent_overlays(mounts, i)  # as sandbox.py runs them
-            if together >= sandbox.TOGETHER_FROM:
+            together = mounting.independent_overlays(mounts, i)  # as sandbox.py runs them
+            if together >= mounting.TOGETHER_FROM:
                 out.append(("together", str(together)))
             else:
                 together = 0
@@ -94,7 +94,7 @@ def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple
             out.append(("mount", "bind", "/proc", m.dest, "", "r" + flags))
         elif m.kind == "overlay":
             out.append(
-                ("mount", "overlay", "", m.dest, sandbox.overlay_options(m.options, spec.userns), flags)
+                ("mount", "overlay", "", m.dest, mounting.overlay_options(m.options, spec.userns), flags)
             )
         elif m.kind == "tmpfs" and not m.readonly:
             out.append(("mount", "tmpfs", "", m.dest, m.options, flags))
