@@ -31,7 +31,7 @@ def cmd_create(argv: list[str]) -> int:
     config_file = ns.pop("config", None)
     values: dict[str, object] = {}
     if config_file is not None:
-        values.update(config.load(config_file))
+        values.update(config.load(str(config_file)))
     elif os.path.isfile(config.DEFAULT_NAME):
         values.update(config.load(config.DEFAULT_NAME))
     values.update(config.from_environ(os.environ))
@@ -47,7 +47,7 @@ def cmd_create(argv: list[str]) -> int:
     compat.resolve(values, quiet)
     if values.get("prompt") == ".":
         values["prompt"] = os.path.basename(os.getcwd())
-    settings = Settings(path=path, **{k.replace("-", "_"): v for k, v in values.items()})
+    settings = Settings(str(path), None, **{k.replace("-", "_"): v for k, v in values.items()})
     env = create(settings, clear=clear)
     if not quiet:
         print(f"created venvroot environment {env.dir} (backend {settings.backend})")
@@ -213,9 +213,9 @@ def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None
     sizes = snaps.sizes()
     current = snaps.current()
     frozen = snaps.frozen()
-    rows = [("", "ID", "NAME", "CREATED", "SIZE", "")]
+    rows: list[tuple[str, str, str, str, str, str]] = [("", "ID", "NAME", "CREATED", "SIZE", "")]
     for snap in found:
-        notes = []
+        notes: list[str] = []
         if current is not None and snap.id == current.id:
             notes.append("current")
         if frozen is not None and snap.id == frozen.id:
@@ -233,9 +233,9 @@ def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for mark, sid, name, created, size, notes in rows:
+    for mark, sid, name, created, size, note in rows:
         cells = (mark.ljust(widths[0]), sid.ljust(widths[1]), name.ljust(widths[2]), created.ljust(widths[3]))
-        print("  ".join((*cells, size.rjust(widths[4]), notes)).rstrip())
+        print("  ".join((*cells, size.rjust(widths[4]), note)).rstrip())
     print(f"total {human_size(sum(sizes.values()))} on disk (files shared between snapshots counted once)")
 
 

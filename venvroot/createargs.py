@@ -138,7 +138,9 @@ def quick_parse(argv: list[str]) -> dict[str, object] | None:
         elif value == "--":  # argparse drops a "--" even from "--opt=--"
             return None
         if action == "append":
-            out.setdefault(key, []).append(value)  # type: ignore[union-attr]
+            items = out.setdefault(key, [])
+            assert isinstance(items, list)
+            items.append(value)
         else:
             out[key] = value
     return out if "path" in out else None

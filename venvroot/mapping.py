@@ -23,7 +23,7 @@ class _Value:
     """Immutable, compared and hashed by its fields (what a frozen dataclass would give). A
     subclass's ``__slots__`` are its fields, named as its constructor's arguments."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def __reduce__(self) -> tuple:  # copy and pickle rebuild through the constructor
         return (_rebuild, (type(self), {name: getattr(self, name) for name in self.__slots__}))
@@ -35,7 +35,7 @@ class _Value:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._fields() == other._fields()  # type: ignore[attr-defined]
+        return isinstance(other, _Value) and type(other) is type(self) and self._fields() == other._fields()
 
     def __hash__(self) -> int:
         return hash(self._fields())

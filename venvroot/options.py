@@ -10,6 +10,7 @@ from .settings import ALL_ACTIVATORS, BACKENDS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 _LETTERS_DIGITS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _LABEL_INNER = _LETTERS_DIGITS | {"-"}
@@ -101,7 +102,7 @@ class Option:
 
     __slots__ = ("check", "key", "kind")
 
-    def __init__(self, key: str, kind: type, check: Callable[[str], str] | None = None) -> None:
+    def __init__(self, key: str, kind: type, check: Callable[[Any], object] | None = None) -> None:
         self.key = key
         self.kind = kind
         self.check = check

@@ -8,6 +8,10 @@ from .createargs import OPTIONS, dest
 from .errors import UsageError
 from .version import __version__
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
 VERBS = (
     "create", "run", "shell", "link", "unlink", "sync", "info", "reset", "destroy",
     "snapshot", "freeze", "unfreeze", "chroot",
@@ -15,7 +19,7 @@ VERBS = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other usage error
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other usage error
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -35,10 +39,14 @@ def create_parser() -> argparse.ArgumentParser:
     for group, flags, action, metavar, help in OPTIONS:
         if group not in groups:
             groups[group] = p.add_argument_group(group)
-        extra = {"metavar": metavar} if metavar else {}
-        groups[group].add_argument(
-            *flags, dest=dest(flags), action=action, help=help.format(config=DEFAULT_NAME), **extra
-        )
+        kwargs: dict[str, Any] = {
+            "dest": dest(flags),
+            "action": action,
+            "help": help.format(config=DEFAULT_NAME),
+        }
+        if metavar:
+            kwargs["metavar"] = metavar
+        groups[group].add_argument(*flags, **kwargs)
     return p
 
 

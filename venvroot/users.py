@@ -119,7 +119,7 @@ def merge_group(text: str, acct: Account) -> str:
     """The image's group file with the account's primary group and its membership of each
     supplementary group (an existing group of that gid gains the member; else one is added)."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    by_gid = {}
+    by_gid: dict[str, int] = {}
     for i, ln in enumerate(lines):
         f = _fields(ln)
         if len(f) >= 3:
@@ -128,17 +128,17 @@ def merge_group(text: str, acct: Account) -> str:
         lines.append(f"{acct.group}:x:{acct.gid}:")
         by_gid[str(acct.gid)] = len(lines) - 1
     for name, gid in acct.groups:
-        i = by_gid.get(str(gid))
-        if i is None:
+        at = by_gid.get(str(gid))
+        if at is None:
             lines.append(f"{name}:x:{gid}:{acct.name}")
             by_gid[str(gid)] = len(lines) - 1
             continue
-        f = _fields(lines[i])
+        f = _fields(lines[at])
         while len(f) < 4:
             f.append("")
         members = [m for m in f[3].split(",") if m]
         if acct.name not in members:
             members.append(acct.name)
         f[3] = ",".join(members)
-        lines[i] = ":".join(f)
+        lines[at] = ":".join(f)
     return "\n".join(lines) + "\n"

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 class _Meta(CreatorMeta):
     def __init__(self, error: str | None) -> None:
         super().__init__()
-        self.error = error
+        self.error = error  # type: ignore[assignment]  # virtualenv types it as None only
 
 
 class _PyEnvCfg(PyEnvCfg):
@@ -176,7 +176,7 @@ def plugin_settings(creator: VenvrootCreator) -> Settings:
         # The host seen copy-on-write has the very interpreter virtualenv found (tox's base_python).
         values["python"] = creator.interpreter.system_executable or creator.interpreter.executable
     try:
-        return Settings(path=str(creator.dest), **{k.replace("-", "_"): v for k, v in values.items()})
+        return Settings(str(creator.dest), None, **{k.replace("-", "_"): v for k, v in values.items()})
     except TypeError as exc:  # a key the config file accepts that no environment has
         raise VenvrootError(f"{found or 'VENVROOT_*'}: {exc}") from None
 

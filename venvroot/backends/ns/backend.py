@@ -20,6 +20,7 @@ from ...inside import DEFAULT_PATH
 from ...mapping import DirectoryMapping, UserSpec
 from ..base import Backend as BaseBackend
 from . import (
+    accounts,
     coldstart,
     fastpath,
     holder,
@@ -33,14 +34,11 @@ from . import (
 )
 from .layout import (
     CFG_FALLBACKS,
-    CFG_GID,
-    CFG_HOME,
     CFG_LOGIN,
     CFG_LOWER,
     CFG_PATH,
     CFG_PYTHON,
     CFG_SOURCE,
-    CFG_UID,
     State,
     read_holder,
 )  # fmt: skip
@@ -119,29 +117,11 @@ class Backend(BaseBackend):
                 root_path = sources.image_path(config) or DEFAULT_PATH
             extra[CFG_LOWER] = state.lower
         extra[CFG_PATH] = f"{self.env_dir}/bin:{root_path}"
-        self._account()
+        accounts.record(self.settings, self.view())
         self.prepare_root()
         cfg = self.cfg()
         self._write_scripts(cfg)
         self._make_python(cfg)
-
-    def _account(self) -> None:
-        """Record who runs inside when it is not the caller (users are resolved as the docker
-        backend does, so both backends agree)."""
-        from ... import users
-
-        spec = UserSpec.parse(self.settings.user)
-        if spec.is_caller:
-            return
-        passwd = self._root_text("/etc/passwd")
-        account = users.resolve(spec, passwd)
-        extra = self.settings.extra
-        extra[CFG_UID], extra[CFG_GID] = str(account.uid), str(account.gid)
-        extra[CFG_LOGIN], extra[CFG_HOME] = account.name, account.home
-
-    def _root_text(self, path: str) -> str:
-        data = self.view().read(path)
-        return data.decode("utf-8", "surrogateescape") if data else ""
 
     def prepare_root(self) -> None:
         """Make the root ready to enter: the host view's skeleton and plan, the writable layer,
@@ -160,55 +140,12 @@ class Backend(BaseBackend):
                 os.chmod(state.upper, stat.S_IMODE(st.st_mode))
                 if os.geteuid() == 0:
                     os.chown(state.upper, st.st_uid, st.st_gid)
-        self._users()
+        accounts.write_users(self.settings, self.view(), self.state)
         view = self.view()
         for point, kind in mountplan.mount_points(self.cfg()):
             problem = view.ensure(point, kind)
             if problem:
                 raise VenvrootError(f"cannot prepare the environment's root: {problem}")
-
-    def _users(self) -> None:
-        """passwd/group entries and a home for the user inside, in the writable layer, when the
-        root does not know that user yet."""
-        from ... import users
-
-        view = self.view()
-        passwd = self._root_text("/etc/passwd")
-        group = self._root_text("/etc/group")
-        account = users.resolve(UserSpec.parse(self.settings.user), passwd)
-        known = any(
-            line.split(":")[:1] == [account.name] and line.split(":")[2:3] == [str(account.uid)]
-            for line in passwd.splitlines()
-        )
-        if not known:
-            self._write_etc(view, "passwd", users.merge_passwd(passwd, account))
-            self._write_etc(view, "group", users.merge_group(group, account))
-        home = view.lookup(account.home)
-        owner = account.uid if os.geteuid() == 0 else os.getuid()  # host uid of the user inside
-        if home is None or (os.path.isdir(home) and os.stat(home).st_uid != owner):
-            # Missing, or someone else's (rootless, the root's own /root shows as nobody): the
-            # writable layer gets the user's own copy.
-            if home is None:
-                view.ensure(account.home)
-            else:
-                view.mirror(account.home)
-            home = view.lookup(account.home)
-            if home is not None and os.geteuid() == 0:
-                os.chown(home, account.uid, account.gid)
-
-    def _write_etc(self, view: RootView, name: str, text: str) -> None:
-        inside = f"/etc/{name}"
-        view.ensure("/etc")
-        target = view.target_for_write(inside)
-        if target is None:  # /etc has no writable layer here: bind a generated file over it
-            target = f"{self.state.base}/{name}"
-        elif os.path.lexists(target) and not os.path.isfile(target):
-            raise VenvrootError(f"cannot write {inside} in the environment's root: it is not a file")
-        tmp = target + ".venvroot-tmp"
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
 
     def _write_scripts(self, cfg: EnvConfig) -> None:
         from ...shims import writer
