@@ -66,7 +66,7 @@ setup(
         "tomli>=1.1; python_version < '3.11'",
     ],
     extras_require={
-        "test": ["pytest>=7", "pexpect>=4.8", "ruff", "xonsh", "wheel", "setuptools>=61", *HOST_TOOLS]
+        "test": ["pytest>=7", "pexpect>=4.8", "ruff", "mypy", "xonsh", "wheel", "setuptools>=61", *HOST_TOOLS]
         # the virtualenv plugin's tests drive the real tools
         + ["tox>=4", "nox", "hatch"]
     },

@@ -34,6 +34,39 @@ def _restore_terminal_signals() -> None:
 _restore_terminal_signals()
 
 
+def _one_copy_of_the_code() -> None:
+    """Every test, in this process or in a subprocess, runs the installed venvroot, and that copy is
+    this checkout's: ``python -m pytest`` puts the checkout on sys.path, which would otherwise let
+    tests that import venvroot use the checkout while the commands they run use the installed copy
+    (with its compiled helpers), and an edit without reinstalling would silently test old code."""
+    checkout = Path(__file__).resolve().parent.parent
+    sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != checkout]
+    import venvroot
+
+    installed = Path(venvroot.__file__).resolve().parent
+    if installed == checkout / "venvroot":  # an editable install: the checkout is the copy
+        return
+    differ = [
+        str(source.relative_to(checkout))
+        for source in sorted((checkout / "venvroot").rglob("*.*"))
+        if "__pycache__" not in source.parts
+        and source.suffix != ".pyc"
+        and (
+            not (installed / source.relative_to(checkout / "venvroot")).is_file()
+            or (installed / source.relative_to(checkout / "venvroot")).read_bytes() != source.read_bytes()
+        )
+    ]
+    if differ:
+        pytest.exit(
+            f"the installed venvroot ({installed}) is not this checkout's ({', '.join(differ[:3])} differ): "
+            f"reinstall it with `{sys.executable} -m pip install {checkout}`",
+            returncode=4,
+        )
+
+
+_one_copy_of_the_code()
+
+
 def missing(reason: str) -> None:
     """Skip on a developer's machine; fail in CI, where every tool must be present."""
     if IN_CI:
