@@ -100,24 +100,22 @@ def cmd_shell(argv: list[str]) -> int:
 
 
 def cmd_link(argv: list[str]) -> int:
-    from .env import Environment
-
-    p = env_parser("link", "Add shims to the environment's bin/ for programs inside its root.")
-    p.add_argument("programs", nargs="+", metavar="PROGRAM")
-    ns = p.parse_args(argv)
-    for path in Environment.open(ns.path).link(ns.programs):
-        print(f"linked {path}")
-    return 0
+    return _shims("link", "Add shims to the environment's bin/ for programs inside its root.", argv)
 
 
 def cmd_unlink(argv: list[str]) -> int:
+    return _shims("unlink", "Remove shims from the environment's bin/.", argv)
+
+
+def _shims(verb: str, help: str, argv: list[str]) -> int:
+    """``link`` / ``unlink``: the environment's method of that name, one line per shim."""
     from .env import Environment
 
-    p = env_parser("unlink", "Remove shims from the environment's bin/.")
+    p = env_parser(verb, help)
     p.add_argument("programs", nargs="+", metavar="PROGRAM")
     ns = p.parse_args(argv)
-    for path in Environment.open(ns.path).unlink(ns.programs):
-        print(f"unlinked {path}")
+    for path in getattr(Environment.open(ns.path), verb)(ns.programs):
+        print(f"{verb}ed {path}")
     return 0
 
 
