@@ -1,4 +1,4 @@
-"""A progress line for long work (unpacking a root, snapshots, restores): one line on stderr,
+"""A progress line for long work (unpacking a root, snapshots, restores, image pulls): one line on stderr,
 rewritten in place with ``\\r``, and nothing at all when stderr is not a terminal or under ``-q``.
 
 The work being counted calls :func:`tick` (a no-op unless a :class:`Progress` is open), so the code
@@ -41,8 +41,9 @@ class Progress:
     """``with Progress("unpacking x.tar"):`` shows ``unpacking x.tar: 1234 files, 5.6 MiB`` while
     the block ticks, and the final count with ``done`` when it ends without an error."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, unit: str = "files") -> None:
         self.what = what
+        self.unit = unit  # what ``files`` counts: files, or an image's layers
         self.files = 0
         self.size = 0
         self.shown = 0.0
@@ -69,7 +70,7 @@ class Progress:
             self._draw()
 
     def _draw(self, end: str = "") -> None:
-        text = f"{self.what}: {self.files} files, {_human(self.size)}{end.rstrip(chr(10))}"
+        text = f"{self.what}: {self.files} {self.unit}, {_human(self.size)}{end.rstrip(chr(10))}"
         # Spaces cover what a longer earlier line left.
         sys.stderr.write("\r" + text.ljust(self.width) + ("\n" if end.endswith("\n") else ""))
         sys.stderr.flush()

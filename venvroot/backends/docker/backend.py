@@ -97,13 +97,12 @@ class Backend(BaseBackend):
             pass
         except docker.errors.APIError as exc:
             raise VenvrootError(f"cannot look up image {ref}: {_explain(exc)}") from None
-        from docker.utils import parse_repository_tag
+        from . import pull
 
-        repo, tag = parse_repository_tag(ref)
         try:
-            self.client.api.pull(repo, tag=tag or "latest")
+            pull.pull(self.client, ref)
             return self.client.images.get(ref)
-        except docker.errors.APIError as exc:
+        except (docker.errors.APIError, pull.PullError) as exc:
             raise VenvrootError(
                 f"image {ref} is not on this machine and pulling it failed ({_explain(exc)}); "
                 f"build it or `docker pull {ref}` first"
