@@ -13,6 +13,15 @@ if set -q _VENVROOT_ACTIVE
     deactivate nondestructive
 end
 
+{# The deactivate step of one variable the activation saved (or noted as unset). #}
+{%- macro restore(name, saved) %}
+    if set -q {{ saved }}
+        set -gx {{ name }} ${{ saved }}
+        set -e {{ saved }}
+    else if set -q _VENVROOT_{{ name }}_WAS_UNSET
+        set -e {{ name }}
+    end
+{%- endmacro -%}
 function deactivate -d 'Leave the venvroot environment'
 {%- if session is not none %}
     # Stop the session first, while the environment's variables still describe it.
@@ -22,18 +31,8 @@ function deactivate -d 'Leave the venvroot environment'
     end
 {%- endif %}
     # Saved values come back exactly; an unset one is erased again.
-    if set -q _OLD_VIRTUAL_PATH
-        set -gx PATH $_OLD_VIRTUAL_PATH
-        set -e _OLD_VIRTUAL_PATH
-    else if set -q _VENVROOT_PATH_WAS_UNSET
-        set -e PATH
-    end
-    if set -q _OLD_PKG_CONFIG_PATH
-        set -gx PKG_CONFIG_PATH $_OLD_PKG_CONFIG_PATH
-        set -e _OLD_PKG_CONFIG_PATH
-    else if set -q _VENVROOT_PKG_CONFIG_PATH_WAS_UNSET
-        set -e PKG_CONFIG_PATH
-    end
+{{- restore("PATH", "_OLD_VIRTUAL_PATH") }}
+{{- restore("PKG_CONFIG_PATH", "_OLD_PKG_CONFIG_PATH") }}
     if set -q _OLD_VIRTUAL_PYTHONHOME
         set -gx PYTHONHOME $_OLD_VIRTUAL_PYTHONHOME
         set -e _OLD_VIRTUAL_PYTHONHOME
