@@ -40,6 +40,10 @@ def _one_copy_of_the_code() -> None:
     tests that import venvroot use the checkout while the commands they run use the installed copy
     (with its compiled helpers), and an edit without reinstalling would silently test old code."""
     checkout = Path(__file__).resolve().parent.parent
+    # A child Python (`python -m venvroot`, `python -c`) started from the checkout would put it first
+    # on its sys.path and run its uncompiled copy: without the agent or starter, shims take other
+    # paths than the user's. Python >= 3.11 leaves the cwd out when asked.
+    os.environ["PYTHONSAFEPATH"] = "1"
     sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != checkout]
     import venvroot
 
