@@ -71,7 +71,7 @@ setup(
         + ["tox>=4", "nox", "hatch"]
     },
     entry_points={
-        "console_scripts": ["venvroot = venvroot.cli:main"],
+        "console_scripts": ["venvroot = venvroot.cli.main:main"],
         "virtualenv.create": ["venvroot = venvroot.virtualenv_plugin:VenvrootCreator"],
     },
     cmdclass={"build_py": BuildWithStarter},

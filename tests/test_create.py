@@ -348,7 +348,7 @@ def test_settings_round_trip_through_venvroot_cfg(tmp_path: Path) -> None:
     ],
 )
 def test_hostname_check(hostname: str, good: bool) -> None:
-    from venvroot.options import check_hostname
+    from venvroot.env.options import check_hostname
 
     if good:
         assert check_hostname(hostname) == hostname

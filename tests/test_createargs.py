@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from venvroot.commands import dispatch
-from venvroot.createargs import quick_parse
-from venvroot.env import Environment
-from venvroot.parsers import create_parser
+from venvroot.cli.commands import dispatch
+from venvroot.cli.createargs import quick_parse
+from venvroot.cli.parsers import create_parser
+from venvroot.env.environment import Environment
 
 PLAIN = [
     ["env"],
@@ -76,7 +76,7 @@ def test_argparse_still_reads_what_the_quick_parser_leaves(
 def test_a_plain_create_imports_neither_argparse_nor_pathlib(tmp_path: Path, busybox_root: Path) -> None:
     # (the interpreter's own start may import some of them: only what venvroot adds counts)
     code = (
-        "import sys\nbefore = set(sys.modules)\nfrom venvroot.cli import main\nmain()\n"
+        "import sys\nbefore = set(sys.modules)\nfrom venvroot.cli.main import main\nmain()\n"
         "print(sorted({'argparse', 'gettext', 'pathlib', 'shlex', 're'} & (set(sys.modules) - before)))\n"
     )
     result = subprocess.run(

@@ -79,7 +79,7 @@ def test_wheel_and_sdist_carry_the_templates(dist: Path) -> None:
     for template in TEMPLATES:
         assert template in names, template
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "venvroot = venvroot.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "venvroot = venvroot.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
     sdist = next(dist.glob("venvroot-*.tar.gz"))
     with tarfile.open(sdist) as archive:
@@ -90,7 +90,7 @@ def test_wheel_and_sdist_carry_the_templates(dist: Path) -> None:
 
 CREATE = (
     "import sys, venvroot\n"
-    "from venvroot.commands import dispatch\n"
+    "from venvroot.cli.commands import dispatch\n"
     "code = dispatch(sys.argv[1:])\n"
     "print(venvroot.__file__, 'jinja2' in sys.modules)\n"
     "sys.exit(code)\n"

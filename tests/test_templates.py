@@ -13,10 +13,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from venvroot import templates
 from venvroot.activators import ACTIVATORS, ActivationContext
 from venvroot.activators.base import HERE as ACTIVATORS_DIR
 from venvroot.shims import writer
+from venvroot.util import templates
 
 # Data that would break a template that computed with it, or a fill that scanned what it filled in:
 # quotes, substitutions, escapes, prompt sequences, jinja2 syntax and the slot markers themselves.
@@ -247,7 +247,7 @@ def test_no_cache_directory_still_renders(tmp_path: Path, monkeypatch: pytest.Mo
 
 CREATE_AND_REPORT = (
     "import sys\n"
-    "from venvroot.commands import dispatch\n"
+    "from venvroot.cli.commands import dispatch\n"
     "code = dispatch(sys.argv[1:])\n"
     "print('jinja2' in sys.modules)\n"
     "sys.exit(code)\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_create import one_error_line, venvroot
 
-from venvroot.createargs import OPTIONS, VIRTUALENV
+from venvroot.cli.createargs import OPTIONS, VIRTUALENV
 
 # `virtualenv --help` of virtualenv 20.x: every create flag it has.
 VIRTUALENVS_FLAGS = (

@@ -19,19 +19,19 @@ TYPE_CHECKING = False  # importing typing costs ~8 ms, and every shim imports th
 if TYPE_CHECKING:
     from typing import Any
 
-    from .env import Environment, create
-    from .settings import Settings
+    from .backends.settings import Settings
+    from .env.environment import Environment, create
 
 __all__ = ["Environment", "Settings", "__version__", "create"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Environment", "create"):
-        from . import env
+        from .env import environment as env
 
         return getattr(env, name)
     if name == "Settings":
-        from .settings import Settings
+        from .backends.settings import Settings
 
         return Settings
     raise AttributeError(name)

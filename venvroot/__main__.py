@@ -1,5 +1,5 @@
 """``python -m venvroot``: the same as the ``venvroot`` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

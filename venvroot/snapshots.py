@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import os
 
-from .atomicfile import write_text
 from .errors import UsageError, VenvrootError
+from .util.atomicfile import write_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from .env import Environment
-    from .envconfig import EnvConfig
+    from .backends.envconfig import EnvConfig
+    from .env.environment import Environment
 
 STORE = os.path.join(".venvroot", "snapshots")
 FROZEN_FILE = "frozen"
@@ -109,7 +109,7 @@ def _venvroot_owned(env_dir: str, name: str) -> bool:
 
 def restore_python(env_dir: str, snapshot_dir: str, own: tuple[str, ...], extra: tuple[str, ...]) -> int:
     """Make the env's Python state exactly the snapshot's; return how many entries changed."""
-    from . import filetree
+    from .util import filetree
 
     changed = 0
     for rel in python_paths(env_dir, snapshot_dir, own, extra):
@@ -127,7 +127,7 @@ def discard_python_changes(env_dir: str, own: tuple[str, ...], extra: tuple[str,
 
 def remove_all(env_dir: str) -> None:
     """``destroy``: the snapshots go (copies of a root may hold directories their mode closes)."""
-    from . import filetree
+    from .util import filetree
 
     filetree.remove(store_dir(env_dir))
 
@@ -197,7 +197,7 @@ def auto_snapshot(cfg: EnvConfig, program: str, args: list[str]) -> None:
     import sys
 
     site.main()  # the management side may need site-packages (the docker SDK)
-    from .env import Environment
+    from .env.environment import Environment
 
     template = cfg.get(AUTO_NAME_KEY + name) or DEFAULT_AUTO_NAME
     try:
@@ -326,7 +326,7 @@ class Snapshots:
     def sizes(self) -> dict[str, int]:
         """Bytes each snapshot adds on disk: its files not shared with an older snapshot, plus what
         the backend keeps outside (e.g. an image layer)."""
-        from . import filetree
+        from .util import filetree
 
         seen: set[tuple[int, int]] = set()
         return {
@@ -372,7 +372,7 @@ class Snapshots:
     ) -> Snapshot:
         """Take a snapshot. ``name`` must be new; without one, ``template`` (or ``snap-{n}``) makes one,
         made unique with a ``.2``, ``.3``... suffix."""
-        from . import progress
+        from .util import progress
 
         with self._lock():
             self._refuse_if_frozen("taking a snapshot")
@@ -384,7 +384,7 @@ class Snapshots:
         import json
         import time
 
-        from . import filetree
+        from .util import filetree
 
         snaps = self.all()
         names = {s.name for s in snaps}
@@ -461,7 +461,7 @@ class Snapshots:
         the env is stopped first, as by ``reset``."""
         import errno
 
-        from . import progress
+        from .util import progress
 
         with self._lock():
             snap = self.find(ref)
@@ -489,7 +489,7 @@ class Snapshots:
             return snap
 
     def delete(self, ref: str) -> Snapshot:
-        from . import filetree
+        from .util import filetree
 
         with self._lock():
             snap = self.find(ref)
@@ -578,7 +578,7 @@ class Snapshots:
         import re
 
         name = _program_name(program)
-        from .settings import Settings
+        from .backends.settings import Settings
 
         settings = Settings.from_cfg(self.env.dir)  # fresh: keep whatever changed meanwhile
         if off:

@@ -24,7 +24,7 @@ from virtualenv.create.creator import Creator, CreatorMeta
 from virtualenv.create.pyenv_cfg import PyEnvCfg
 from virtualenv.version import __version__ as virtualenv_version
 
-from . import compat, config
+from .env import compat, config
 from .errors import VenvrootError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from virtualenv.app_data.base import AppData
     from virtualenv.config.cli.parser import VirtualEnvOptions
 
-    from .settings import Settings
+    from .backends.settings import Settings
 
 
 class _Meta(CreatorMeta):
@@ -134,7 +134,7 @@ class VenvrootCreator(Creator):
             self.point_venv_redirect()
 
     def create(self) -> None:
-        from .env import create
+        from .env.environment import create
 
         self.settings = plugin_settings(self)
         with _aside(str(self.dest), self.clear):
@@ -147,7 +147,7 @@ class VenvrootCreator(Creator):
         self.pyenv_cfg = _PyEnvCfg(self, content, path)
 
     def restore_activators(self) -> None:
-        from .env import Environment
+        from .env.environment import Environment
 
         if self.settings is not None:
             Environment(self.settings).write_activators()
@@ -156,7 +156,7 @@ class VenvrootCreator(Creator):
 def plugin_settings(creator: VenvrootCreator) -> Settings:
     """The environment's settings: venvroot's defaults, then the nearest ``.venvroot.conf`` (or
     ``VENVROOT_CONFIG``), then ``VENVROOT_*`` variables, then what virtualenv was told."""
-    from .settings import Settings
+    from .backends.settings import Settings
 
     environ = {**os.environ, **(creator.env or {})}
     named = environ.get("VENVROOT_CONFIG")

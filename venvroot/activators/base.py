@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import templates
+from ..util import templates
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Activator:
         raise NotImplementedError
 
     def values(self, ctx: ActivationContext) -> dict[str, str | None]:
-        """The template's variables (see venvroot.templates: a string is data, None leaves parts out).
+        """The template's variables (see venvroot.util.templates: a string is data, None leaves parts out).
         A shell that needs a value worked out (an escaped prompt) adds it here."""
         return {"env_dir": ctx.env_dir, "bin_dir": ctx.bin_dir, "prompt": ctx.prompt, "session": ctx.session}
 

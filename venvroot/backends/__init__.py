@@ -4,8 +4,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import and run.py modules (the hot path) import this package
 if TYPE_CHECKING:
-    from ..settings import Settings
     from .base import Backend
+    from .settings import Settings
 
 
 def load_backend(settings: Settings) -> Backend:

@@ -5,7 +5,7 @@ A backend lives in ``venvroot/backends/<name>/``:
 * ``backend.py`` defines ``Backend``, a subclass of :class:`Backend` below, used for management
   (create, session start/stop, reset, destroy, info). It may import heavy libraries.
 * ``run.py`` defines ``run(cfg, program, args) -> int``: the shim's hot path. ``cfg`` is the raw
-  ``venvroot.cfg`` as an :class:`venvroot.envconfig.EnvConfig`. It imports only the standard
+  ``venvroot.cfg`` as an :class:`venvroot.backends.envconfig.EnvConfig`. It imports only the standard
   library and venvroot's light modules (envconfig, errors) - never ``typing``, ``dataclasses`` or
   an SDK; it normally replaces the process (``os.execv*``) or returns the program's exit status.
 """
@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing costs a create ~2 ms to import
 if TYPE_CHECKING:
     from typing import ClassVar
 
-    from ..settings import Settings
+    from .settings import Settings
 
 
 class Backend:

@@ -1,4 +1,4 @@
-"""The shims' hot path: ``python -I -S entry.py ENV PROGRAM [ARG...]`` (see venvroot.launch.main).
+"""The shims' hot path: ``python -I -S entry.py ENV PROGRAM [ARG...]`` (see venvroot.env.launch.main).
 
 Runs with ``-I -S`` (no site-packages, no environment influence) for a fast, predictable start, so
 it puts venvroot's own parent directory on ``sys.path``; appended, not prepended, since that
@@ -12,6 +12,6 @@ import sys
 sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 if __name__ == "__main__":
-    from venvroot.launch import main
+    from venvroot.env.launch import main
 
     sys.exit(main(sys.argv[1:]))

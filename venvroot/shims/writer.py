@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import templates
 from ..errors import UsageError
-from ..shquote import quote
+from ..util import templates
+from ..util.shquote import quote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENTRY = os.path.join(HERE, "entry.py")

@@ -16,7 +16,7 @@
  * LINGER > 0: the agent (and so the container) ends after LINGER idle seconds with no activated
  * shell and nobody holding the env's lock.
  *
- * --run is the caller (a shim, no Python): it maps the cwd and environment as venvroot.inside does,
+ * --run is the caller (a shim, no Python): it maps the cwd and environment as venvroot.backends.inside does,
  * sends the request, forwards INT TERM HUP QUIT USR1 USR2 WINCH CONT (TSTP: stops the program, then
  * itself) and exits with the status as a shell reports it. When the agent does not answer it execs
  * PYTHON -I -S ENTRY ENV_DIR PROGRAM ARG... (the shim's Python path; --run-final: fails instead).

@@ -45,7 +45,7 @@ static void forward(int signum, int group) {
     send_msg(conn_fd, MSG_SIGNAL, signum | (group ? GROUP : 0), -1);
 }
 
-/* Map the host cwd through the deepest mapping holding it, else /r<cwd> (venvroot.inside.map_cwd). */
+/* Map the host cwd through the deepest mapping holding it, else /r<cwd> (venvroot.backends.inside.map_cwd). */
 static void map_cwd(const char *cwd, int nmaps, char **maps, char *out, size_t size) {
     int best = -1;
     size_t best_len = 0;

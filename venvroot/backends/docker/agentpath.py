@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 
-from ...inside import DEFAULT_PATH
-from ...shquote import quote as q
+from ...util.shquote import quote as q
+from ..inside import DEFAULT_PATH
 from . import layout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,8 +30,8 @@ SOCKET_NAME = "agent.sock"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...envconfig import EnvConfig
-    from ...users import Account
+    from ..envconfig import EnvConfig
+    from ..users import Account
 
 
 def available() -> bool:
@@ -78,7 +78,7 @@ def has_agent(state: layout.StateDir) -> bool:
 
 def client_argv(cfg: EnvConfig, python: str, final: bool = False) -> list[str]:
     """``agent --run ...`` up to the program: the mapping facts the caller applies (as
-    venvroot.inside does), and the Python path to exec when the agent does not answer."""
+    venvroot.backends.inside does), and the Python path to exec when the agent does not answer."""
     env_dir = cfg.env_dir
     project = os.path.dirname(env_dir)
     maps = [project, project]

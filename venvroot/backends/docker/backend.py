@@ -22,12 +22,13 @@ import time
 from functools import cached_property
 from typing import Any
 
-from ... import snapshots, users
-from ...envconfig import EnvConfig
+from ... import snapshots
 from ...errors import UsageError, VenvrootError
-from ...inside import DEFAULT_PATH
-from ...mapping import UserSpec
+from .. import users
 from ..base import Backend as BaseBackend
+from ..envconfig import EnvConfig
+from ..inside import DEFAULT_PATH
+from ..mapping import UserSpec
 from . import agentpath, layout, mounts, session
 from .container import ensure_running
 from .engine import Connection, encode, error_message, loads
@@ -314,7 +315,7 @@ class Backend(BaseBackend):
             self._resync_shims(before)
 
     def _resync_shims(self, before: set[str]) -> None:
-        from ...env import Environment
+        from ...env.environment import Environment
 
         snapshots.Snapshots(Environment(self.settings)).resync_shims(before)
 

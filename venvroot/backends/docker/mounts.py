@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 
 from ...errors import UsageError
-from ...hostmounts import mount_table
-from ...mapping import DirectoryMapping
+from ...util.hostmounts import mount_table
+from ..mapping import DirectoryMapping
 from .layout import StateDir
 
 # Filesystems that hold files (kernel interfaces such as proc or cgroup do not; another user's

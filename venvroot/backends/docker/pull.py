@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ... import progress
+from ...util import progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

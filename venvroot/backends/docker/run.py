@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 
-from ... import inside
-from ...activations import live
 from ...errors import VenvrootError
+from .. import inside
+from ..activations import live
 from . import agentpath, guard, layout
 from .container import ensure_running, stop_container
 from .engine import Connection, EngineError, quote_path
 from .process import RemoteProcess, exec_body
 
 
-def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.envconfig.EnvConfig
+def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.backends.envconfig.EnvConfig
     agentpath.hand_over(cfg, program, args)  # returns only when the container has no agent
     return run_engine(cfg, program, args)
 
@@ -134,7 +134,7 @@ def _why_not_running(container: str, run_state: dict) -> str:
 
 
 def inside_cwd(env_dir: str, directories: list[str]) -> str:
-    """The current directory as seen inside (see venvroot.inside), or one clear line."""
+    """The current directory as seen inside (see venvroot.backends.inside), or one clear line."""
     return inside.map_cwd(env_dir, directories, inside.host_cwd())
 
 

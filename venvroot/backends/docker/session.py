@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ... import snapshots
-from ...activations import process_start_time
-from ...envconfig import EnvConfig
+from ..activations import process_start_time
+from ..envconfig import EnvConfig
 from . import layout
 from .container import ensure_running, stop_container
 from .engine import Connection, EngineError, quote_path
@@ -204,7 +204,7 @@ def spawn_watcher(env_dir: str) -> None:
 
 def watch(env_dir: str) -> None:
     """Loop while sessions exist; end those whose shell is gone. One watcher per env."""
-    from ... import envconfig
+    from .. import envconfig
 
     state = layout.StateDir(env_dir)
     fd = os.open(state.watcher_lock, os.O_RDONLY | os.O_CLOEXEC)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 
 from ...errors import VenvrootError
-from ...mapping import UserSpec
+from ..mapping import UserSpec
 from .layout import CFG_GID, CFG_HOME, CFG_LOGIN, CFG_UID, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...settings import Settings
+    from ..settings import Settings
     from .rootview import RootView
 
 
 def record(settings: Settings, view: RootView) -> None:
     """Record who runs inside when it is not the caller (users are resolved as the docker
     backend does, so both backends agree)."""
-    from ... import users
+    from .. import users
 
     spec = UserSpec.parse(settings.user)
     if spec.is_caller:
@@ -31,7 +31,7 @@ def record(settings: Settings, view: RootView) -> None:
 def write_users(settings: Settings, view: RootView, state: State) -> None:
     """passwd/group entries and a home for the user inside, in the writable layer, when the
     root does not know that user yet."""
-    from ... import users
+    from .. import users
 
     passwd = _text(view, "/etc/passwd")
     group = _text(view, "/etc/group")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import stat
 
-from ... import inside
-from ...envconfig import EnvConfig
 from ...errors import UsageError, VenvrootError
-from ...inside import DEFAULT_PATH
-from ...mapping import DirectoryMapping, UserSpec
+from .. import inside
 from ..base import Backend as BaseBackend
+from ..envconfig import EnvConfig
+from ..inside import DEFAULT_PATH
+from ..mapping import DirectoryMapping, UserSpec
 from . import (
     accounts,
     coldstart,

@@ -17,7 +17,7 @@ import fcntl
 import os
 import select
 
-from ... import envconfig
+from .. import envconfig
 from .coldstart import holder_facts
 from .holder import Lock, Place, give_up, recorded, run_inside, watch
 from .layout import State

@@ -43,7 +43,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ...envconfig import EnvConfig
+    from ..envconfig import EnvConfig
 
 
 def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None = None) -> tuple[int, str]:

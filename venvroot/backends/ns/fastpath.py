@@ -23,14 +23,14 @@ from __future__ import annotations
 import os
 import sys
 
-from ...inside import DEFAULT_PATH
-from ...shquote import quote as q
+from ...util.shquote import quote as q
+from ..inside import DEFAULT_PATH
 from . import startfile
 from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...envconfig import EnvConfig
+    from ..envconfig import EnvConfig
 
 # The shims' Python entry (shims/writer.py knows it too, but imports jinja2: not on a shim's path).
 ENTRY = os.path.join(
@@ -57,9 +57,9 @@ def nsenter_flags(ids: tuple[int, int] | None, pid: bool = False) -> list[str]:
 
 
 def _cwd_cases(cfg: EnvConfig) -> str:
-    """sh ``case`` arms mapping $PWD (physical) to the directory inside, as venvroot.inside.map_cwd does:
+    """sh ``case`` arms mapping $PWD (physical) to the directory inside, as ``inside.map_cwd`` does:
     the deepest mapping wins, a --directory over the project at equal depth."""
-    from ...mapping import DirectoryMapping
+    from ..mapping import DirectoryMapping
 
     project = os.path.dirname(cfg.env_dir)
     maps = [(project, project)]

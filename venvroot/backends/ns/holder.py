@@ -42,8 +42,8 @@ import select
 import sys
 import time
 
-from ...activations import live, process_start_time, read_head
 from ...errors import VenvrootError
+from ..activations import live, process_start_time, read_head
 from .layout import MARKER_PREFIX, State, read_holder
 from .processes import holding, kill, members, terminate
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ...hostmounts import mount_table, unescape
+from ...util.hostmounts import mount_table, unescape
 from .layout import State
 
 # Mounted by the env itself (proc, sys, dev, tmp, the host at /r).

@@ -28,7 +28,7 @@ def needed() -> bool:
 def inside_ids(user: str) -> tuple[int, int]:
     """The ids inside that the caller backs for ``--user`` ``user`` (its own unless root or an
     ``ID:NAME``; ``system:NAME`` gets its id from the root's passwd later, and so the caller's)."""
-    from ...mapping import UserSpec
+    from ..mapping import UserSpec
 
     spec = UserSpec.parse(user)
     if not spec.is_caller and spec.name == "root":
@@ -64,7 +64,7 @@ def run(work: Callable[[], object], inside: tuple[int, int] | None = None) -> No
                 mapper.map()
                 os.setresgid(0, 0, 0)  # root of the namespace, whoever backs it: what it makes is 0's
                 os.setresuid(0, 0, 0)
-                from ... import filetree
+                from ...util import filetree
 
                 filetree._AM_ROOT = True  # root here: copies keep every (mapped) owner
                 work()

@@ -28,8 +28,8 @@ from .run import runner_ids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...envconfig import EnvConfig
-    from ...mapping import DirectoryMapping
+    from ..envconfig import EnvConfig
+    from ..mapping import DirectoryMapping
 
 
 def python_binds(state: State) -> list[tuple[str, str]]:
@@ -104,7 +104,7 @@ def mappings(cfg: EnvConfig) -> list[DirectoryMapping]:
     specs = cfg.get_list("directory")
     if not specs:
         return []
-    from ...mapping import DirectoryMapping  # only envs with mappings pay for it on the shims' path
+    from ..mapping import DirectoryMapping  # only envs with mappings pay for it on the shims' path
 
     project = os.path.dirname(cfg.env_dir)
     found = (DirectoryMapping.parse(spec, check_exists=False) for spec in specs)

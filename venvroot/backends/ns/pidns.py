@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...envconfig import EnvConfig
+    from ..envconfig import EnvConfig
 
 
 def start(cfg: EnvConfig, state: State) -> tuple[int, str]:

@@ -20,7 +20,7 @@ from ...errors import UsageError, VenvrootError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...settings import Settings
+    from ..settings import Settings
 
 # Run by the root's interpreter, inside, as ``-c MAKE_VENV ENV OPTIONS`` (JSON: venvroot, prompt,
 # system_site_packages; see venv_options): a venv at ENV without activate scripts (the env has

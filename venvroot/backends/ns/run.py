@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-from ... import inside
 from ...errors import VenvrootError
+from .. import inside
 from .layout import (
     CFG_GID,
     CFG_HOME,
@@ -25,7 +25,7 @@ from .layout import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...envconfig import EnvConfig
+    from ..envconfig import EnvConfig
 
 
 def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
@@ -80,7 +80,7 @@ def _not_visible(cfg: EnvConfig, cwd: str, inside_dir: str) -> VenvrootError:
 
 
 def inside_environ(cfg: EnvConfig, cwd: str) -> dict[str, str]:
-    """The caller's environment for a program inside (see venvroot.inside)."""
+    """The caller's environment for a program inside (see venvroot.backends.inside)."""
     return inside.environ(cfg, cwd, CFG_PATH, CFG_LOGIN, CFG_HOME)
 
 

@@ -11,7 +11,7 @@ directory ``<env>/.venvroot/ns``:
 
 Overlay work directories are the kernel's scratch space and are left alone. Whiteouts, opaque
 directories (``user.overlay.*`` rootless, ``trusted.overlay.*`` as root) and hard links survive
-the copies (see :mod:`venvroot.filetree`). Rootless without subordinate ids every file of the
+the copies (see :mod:`venvroot.util.filetree`). Rootless without subordinate ids every file of the
 layers belongs to the caller, so the copies are made from the host side; with them, as root of a
 user namespace mapping them (mappedroot.py), so that system users' files keep their owners.
 
@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 
-from ... import filetree, snapshots
+from ... import snapshots
+from ...util import filetree
 from . import holder, mappedroot
 from .layout import CFG_SOURCE
 
@@ -31,7 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from ...settings import Settings
+    from ..settings import Settings
     from .layout import State
 
     class Backend(Protocol):

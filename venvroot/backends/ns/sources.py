@@ -121,7 +121,7 @@ def _through_symlink(name: str, symlinks: set[str], last: bool) -> bool:
 def _extract(tar: tarfile.TarFile, dest: str, shown: str, inside: tuple[int, int]) -> int:
     """Rootless with subordinate ids, as root of a namespace mapping them as the env will (the
     caller backing ``inside``), so that every file keeps its owner, shifted into the range."""
-    from ... import progress
+    from ...util import progress
     from . import mappedroot
 
     if not mappedroot.needed():
@@ -141,7 +141,7 @@ def extract_safely(tar: tarfile.TarFile, dest: str, shown: str) -> int:
     """Extract every member under ``dest`` (see the module's docstring); return how many."""
     import shutil
 
-    from ... import progress
+    from ...util import progress
 
     symlinks: set[str] = set()  # member paths that are symlinks now
     dirs: list[tarfile.TarInfo] = []

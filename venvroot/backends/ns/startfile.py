@@ -21,8 +21,8 @@ from .layout import CFG_SOURCE, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...envconfig import EnvConfig
     from ...ns.spec import Spec
+    from ..envconfig import EnvConfig
 
 STARTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "starter")
 HEADER = "venvroot-start 1"
@@ -50,7 +50,7 @@ def _ident(name: str) -> str:
 
 def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple[str, ...]] | None:
     """The steps of ``spec``'s start, or None when it needs something only the Python starter does."""
-    from ...launch import BRAIN
+    from ...env.launch import BRAIN
     from ...ns import mounting
     from .fastpath import ENTRY
 
@@ -129,7 +129,7 @@ def _ids(spec: Spec) -> list[tuple[str, ...]]:
 def _host_view(state: State) -> list[tuple[str, ...]]:
     """What the host view's plan depends on (hostview.fingerprint), as starter.c reads it again:
     mount points as mountinfo escapes them."""
-    from ...hostmounts import mount_table
+    from ...util.hostmounts import mount_table
     from . import hostview
 
     entries = hostview.current_plan(state)["entries"]

@@ -26,7 +26,7 @@ from .layout import State, read_holder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ...envconfig import EnvConfig
+    from ..envconfig import EnvConfig
 
 
 def take_over(cfg: EnvConfig, state: State) -> tuple[int, str] | None:

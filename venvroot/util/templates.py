@@ -22,7 +22,7 @@ import functools
 import os
 import stat
 
-from .version import __version__
+from ..version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+from ..version import __version__
 from .createargs import OPTIONS, dest
-from .errors import UsageError
-from .version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def create_parser() -> argparse.ArgumentParser:
-    from .config import DEFAULT_NAME
+    from ..env.config import DEFAULT_NAME
 
     p = _Parser(
         prog="venvroot",

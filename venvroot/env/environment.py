@@ -6,17 +6,17 @@ import os
 import sys
 from functools import cached_property
 
-from .backends import load_backend
-from .envconfig import CFG_NAME
-from .errors import UsageError, VenvrootError
-from .settings import Settings
-from .shims import writer
+from ..backends import load_backend
+from ..backends.envconfig import CFG_NAME
+from ..backends.settings import Settings
+from ..errors import UsageError, VenvrootError
+from ..shims import writer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .backends.base import Backend
+    from ..backends.base import Backend
 
 STATE_DIR = ".venvroot"
 
@@ -65,8 +65,8 @@ class Environment:
 
     def write_activators(self) -> None:
         """(Re)write ``bin/activate*`` for the settings' shells (the session hook, if any, exists)."""
-        from .activators import ACTIVATORS, ActivationContext
-        from .activators.python import PythonActivator
+        from ..activators import ACTIVATORS, ActivationContext
+        from ..activators.python import PythonActivator
 
         session = None
         if self.backend.uses_session:
@@ -108,7 +108,7 @@ class Environment:
 
     def destroy(self) -> None:
         """Stop everything the environment runs and remove everything it made."""
-        from . import filetree
+        from ..util import filetree
 
         self.backend.destroy()
         filetree.remove(self.dir)  # also directories a program inside made read-only
@@ -156,7 +156,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
             _fetch_pip(env.dir, settings.pip)
         settings.save()  # with backend facts
     except BaseException as exc:
-        from . import filetree
+        from ..util import filetree
 
         try:
             backend.destroy()
@@ -256,7 +256,7 @@ def _clear(path: str) -> None:
 
 
 def _empty(path: str) -> None:
-    from . import filetree
+    from ..util import filetree
 
     for name in os.listdir(path):
         filetree.remove(os.path.join(path, name))

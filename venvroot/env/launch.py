@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import envconfig
-from .errors import VenvrootError
+from ..backends import envconfig
+from ..errors import VenvrootError
 
 BRAIN = "--brain"  # entry.py ENV... as the brain of a compiled ns start (backends/ns/brain.py)
 
@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
         if argv[:1] == ["--manage"] and len(argv) >= 3:
             return manage(argv[1], argv[2], argv[3:])
         if argv[:1] == [BRAIN] and len(argv) == 5:
-            from .backends.ns.brain import main as brain
+            from ..backends.ns.brain import main as brain
 
             return brain(*argv[1:])
         if len(argv) < 2:
@@ -40,7 +40,7 @@ def manage(env_dir: str, verb: str, args: list[str]) -> int:
     import site
 
     site.main()
-    from .env import Environment
+    from .environment import Environment
 
     env = Environment.open(env_dir)
     if verb == "session" and len(args) == 2 and args[0] in ("start", "stop") and args[1].isdigit():
@@ -67,7 +67,7 @@ def run(env_dir: str, program: str, args: list[str]) -> int:
         ) from None
     for key in cfg.values:
         if key.startswith("auto-snapshot."):  # `venvroot snapshot configure`: maybe a snapshot first
-            from .snapshots import auto_snapshot
+            from ..snapshots import auto_snapshot
 
             auto_snapshot(cfg, program, args)
             break

@@ -1,26 +1,26 @@
-"""The verbs of the ``venvroot`` command, each a thin layer over :mod:`venvroot.env`."""
+"""The verbs of the ``venvroot`` command, each a thin layer over :mod:`venvroot.env.environment`."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from .errors import UsageError, VenvrootError
+from ..errors import UsageError, VenvrootError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-    from .snapshots import Snapshots
+    from ..snapshots import Snapshots
 
 
 def cmd_create(argv: list[str]) -> int:
-    from . import compat, config
+    from ..backends.settings import Settings
+    from ..env import compat, config
+    from ..env.environment import create
+    from ..env.options import check
     from .createargs import quick_parse
-    from .env import create
-    from .options import check
-    from .settings import Settings
 
     ns = quick_parse(argv)
     if ns is None:
@@ -41,7 +41,7 @@ def cmd_create(argv: list[str]) -> int:
     quiet = bool(values.pop("quiet", False))
     verbose = bool(values.pop("verbose", False))
     if quiet:
-        from . import progress
+        from ..util import progress
 
         progress.set_quiet(True)
     compat.resolve(values, quiet)
@@ -56,7 +56,7 @@ def cmd_create(argv: list[str]) -> int:
                 print(f"  {key}: {value}")
         print(f"activate with: source {env.dir}/bin/activate")
     if settings.backend == "ns" and settings.user == "root":
-        from .ns.idmap import missing_range_hint
+        from ..ns.idmap import missing_range_hint
 
         hint = missing_range_hint()  # rootless, root inside owns nothing but the user's own files
         if hint:
@@ -79,7 +79,7 @@ def snapshot_parser() -> argparse.ArgumentParser:
 def cmd_run(argv: list[str]) -> int:
     import argparse
 
-    from .env import Environment
+    from ..env.environment import Environment
 
     p = env_parser("run", "Run a command inside the environment, as a shim would.")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
@@ -91,7 +91,7 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def cmd_shell(argv: list[str]) -> int:
-    from .env import Environment
+    from ..env.environment import Environment
     from .shell import exec_activated_shell
 
     ns = env_parser("shell", "Start your current shell with the environment activated.").parse_args(argv)
@@ -109,7 +109,7 @@ def cmd_unlink(argv: list[str]) -> int:
 
 def _shims(verb: str, help: str, argv: list[str]) -> int:
     """``link`` / ``unlink``: the environment's method of that name, one line per shim."""
-    from .env import Environment
+    from ..env.environment import Environment
 
     p = env_parser(verb, help)
     p.add_argument("programs", nargs="+", metavar="PROGRAM")
@@ -120,7 +120,7 @@ def _shims(verb: str, help: str, argv: list[str]) -> int:
 
 
 def cmd_sync(argv: list[str]) -> int:
-    from .env import Environment
+    from ..env.environment import Environment
 
     ns = env_parser("sync", "Add shims for programs installed inside since the last sync.").parse_args(argv)
     for path in Environment.open(ns.path).sync():
@@ -129,8 +129,8 @@ def cmd_sync(argv: list[str]) -> int:
 
 
 def cmd_info(argv: list[str]) -> int:
-    from .env import Environment
-    from .snapshots import Snapshots
+    from ..env.environment import Environment
+    from ..snapshots import Snapshots
 
     ns = env_parser("info", "Show the environment's settings and state.").parse_args(argv)
     env = Environment.open(ns.path)
@@ -142,8 +142,8 @@ def cmd_info(argv: list[str]) -> int:
 
 
 def cmd_reset(argv: list[str]) -> int:
-    from .env import Environment
-    from .snapshots import Snapshots
+    from ..env.environment import Environment
+    from ..snapshots import Snapshots
 
     ns = env_parser(
         "reset", "Stop the environment and discard changes to its root (or go back to its frozen state)."
@@ -153,7 +153,7 @@ def cmd_reset(argv: list[str]) -> int:
 
 
 def cmd_destroy(argv: list[str]) -> int:
-    from .env import Environment
+    from ..env.environment import Environment
 
     ns = env_parser("destroy", "Stop the environment and remove everything it made.").parse_args(argv)
     env = Environment.open(ns.path)
@@ -163,13 +163,13 @@ def cmd_destroy(argv: list[str]) -> int:
 
 
 def cmd_snapshot(argv: list[str]) -> int:
-    from .env import Environment
-    from .snapshots import Snapshots, human_size
+    from ..env.environment import Environment
+    from ..snapshots import Snapshots, human_size
 
     ns = snapshot_parser().parse_args(argv)
     quiet = getattr(ns, "quiet", False)
     if quiet:
-        from . import progress
+        from ..util import progress
 
         progress.set_quiet(True)
     env = Environment.open(ns.path)
@@ -238,8 +238,8 @@ def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None
 
 
 def cmd_freeze(argv: list[str]) -> int:
-    from .env import Environment
-    from .snapshots import Snapshots
+    from ..env.environment import Environment
+    from ..snapshots import Snapshots
 
     p = env_parser(
         "freeze",
@@ -255,8 +255,8 @@ def cmd_freeze(argv: list[str]) -> int:
 
 
 def cmd_unfreeze(argv: list[str]) -> int:
-    from .env import Environment
-    from .snapshots import Snapshots
+    from ..env.environment import Environment
+    from ..snapshots import Snapshots
 
     ns = env_parser("unfreeze", "Let changes to the environment last again.").parse_args(argv)
     env = Environment.open(ns.path)

@@ -20,7 +20,7 @@ def host_cwd() -> str:
     try:
         return os.getcwd()
     except FileNotFoundError:
-        from .errors import VenvrootError
+        from ..errors import VenvrootError
 
         raise VenvrootError(
             "the current directory does not exist any more; cd to an existing directory and try again"

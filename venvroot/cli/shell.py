@@ -7,10 +7,10 @@ import shlex
 import tempfile
 from typing import TYPE_CHECKING, NoReturn
 
-from .errors import VenvrootError
+from ..errors import VenvrootError
 
 if TYPE_CHECKING:
-    from .env import Environment
+    from ..env.environment import Environment
 
 
 def detect_shell() -> tuple[str, str]:

@@ -12,7 +12,7 @@ import grp
 import os
 import pwd
 
-from .errors import UsageError
+from ..errors import UsageError
 from .mapping import UserSpec
 
 SYSTEM_IDS = range(999, 99, -1)  # like useradd -r: system accounts count down from 999

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..backends.mapping import DirectoryMapping, UserSpec
+from ..backends.settings import ALL_ACTIVATORS, BACKENDS
+from ..errors import UsageError
 from .compat import check_choice
-from .errors import UsageError
-from .mapping import DirectoryMapping, UserSpec
-from .settings import ALL_ACTIVATORS, BACKENDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

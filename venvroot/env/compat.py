@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # The values virtualenv's --creator, --seeder and --discovery take that describe what venvroot does
 # anyway (the env's Python made with the root's own interpreter, pip from virtualenv's embedded wheel,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 
+from ..version import __version__
 from . import envconfig
 from .envconfig import MARKER, quote
-from .version import __version__
 
 BACKENDS = ("ns", "docker")
 ALL_ACTIVATORS = ("bash", "fish", "cshell", "xonsh", "nushell")
@@ -114,7 +114,7 @@ class Settings:
 
     def save(self) -> None:
         """Write ``<path>/venvroot.cfg`` whole: a shim reading it meanwhile sees the old or the new."""
-        from .atomicfile import write_text
+        from ..util.atomicfile import write_text
 
         write_text(f"{self.path}/{envconfig.CFG_NAME}", self.to_cfg())
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import NotAnEnvironment
+from ..errors import NotAnEnvironment
 
 CFG_NAME = "venvroot.cfg"
 MARKER = "venvroot"
