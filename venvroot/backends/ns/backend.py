@@ -326,6 +326,10 @@ class Backend(BaseBackend):
         with holder.Lock(self.state).exclusive() as lock:
             snapshot.put_back(self, src, lock, prepare=True)
 
+    def drop_root_snapshot(self, src: str, facts: dict[str, str]) -> None:
+        """The copied layers go here: they may hold files of subordinate ids (removal.py)."""
+        remove_tree(os.path.join(src, "root"))
+
     def freeze_root(self, src: str, facts: dict[str, str]) -> None:
         """Nothing to do now: sessions start and end with the frozen state (session_start/stop)."""
 
