@@ -71,5 +71,9 @@ def run(env_dir: str, program: str, args: list[str]) -> int:
 
             auto_snapshot(cfg, program, args)
             break
+    if cfg.backend == "ns" and os.geteuid() != 0:  # apt failing for want of subordinate ids: say so
+        from ..backends.ns import rangehint
+
+        rangehint.watch(cfg, program)
     module = __import__(f"venvroot.backends.{cfg.backend}.run", fromlist=["run"])
     return module.run(cfg, program, args)
