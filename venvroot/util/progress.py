@@ -28,7 +28,7 @@ def tick(files: int = 1, size: int = 0) -> None:
         _current.add(files, size)
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
@@ -77,7 +77,7 @@ class Progress:
             self.add(1, 0)
 
     def _draw(self, end: str = "") -> None:
-        told = self.label or f"{self.files} {self.unit}, {_human(self.size)}"
+        told = self.label or f"{self.files} {self.unit}, {human_size(self.size)}"
         text = f"{self.what}: {told}{end.rstrip(chr(10))}"
         # Spaces cover what a longer earlier line left.
         sys.stderr.write("\r" + text.ljust(self.width) + ("\n" if end.endswith("\n") else ""))

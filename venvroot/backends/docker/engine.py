@@ -28,7 +28,7 @@ class DaemonUnreachableError(VenvrootError):
     """No daemon at the address, or no permission to talk to it."""
 
 
-def daemon_address() -> tuple[int, object, str]:
+def daemon_address() -> tuple[int, str | tuple[str, int], str]:
     """(socket family, address, text for messages) from ``DOCKER_HOST`` like the docker CLI."""
     host = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     if host.startswith("unix://"):
@@ -52,7 +52,7 @@ def daemon_address() -> tuple[int, object, str]:
 class Connection:
     """One HTTP/1.1 connection to the daemon: keep-alive requests, or one upgraded stream."""
 
-    def __init__(self, address: tuple[int, object, str] | None = None) -> None:
+    def __init__(self, address: tuple[int, str | tuple[str, int], str] | None = None) -> None:
         family, addr, self.display = address or daemon_address()
         sock = _socket.socket(family, _socket.SOCK_STREAM)
         try:
