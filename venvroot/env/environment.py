@@ -96,14 +96,12 @@ class Environment:
         """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too):
         with the ns backend this process becomes the program. Run a shim to keep the caller."""
         from ..backends import envconfig
+        from ..backends.ns import rangehint
         from ..snapshots import rules
 
         rules.apply(self, argv[0], argv[1:])
         cfg = envconfig.read(self.dir)
-        if cfg.backend == "ns" and os.geteuid() != 0:  # apt failing for want of subordinate ids: say so
-            from ..backends.ns import rangehint
-
-            rangehint.watch(cfg, argv[0])
+        rangehint.watch(cfg, argv[0])  # apt failing for want of subordinate ids: say so
         module = __import__(f"venvroot.backends.{self.settings.backend}.run", fromlist=["run"])
         return module.run(cfg, argv[0], argv[1:])
 

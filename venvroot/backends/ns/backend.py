@@ -120,6 +120,7 @@ class Backend(BaseBackend):
                 from . import debian
 
                 sources.unpack_tarball(debian.cached_root(settings.root or ""), state.lower, inside)
+                root_path = debian.PATH
             else:
                 config = sources.export_image(
                     (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower, inside

@@ -20,6 +20,8 @@ PREFIX = "debian:"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 TOOL_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")  # debootstrap is in sbin, often not on a user's PATH
 SUITE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+# Debian's PATH for users (login.defs): with the games, so that `venvroot link ENV sl` finds sl.
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/games:/usr/games"
 
 
 def suite_of(root: str) -> str:

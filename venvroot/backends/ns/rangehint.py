@@ -25,7 +25,9 @@ TOOLS = ("apt", "apt-get", "aptitude", "dpkg")
 
 def wanted(cfg: EnvConfig, program: str) -> bool:
     """Whether a failure of ``program`` here would be the missing range's doing."""
-    if os.geteuid() == 0 or os.path.basename(program) not in TOOLS or cfg.get(CFG_UID) != "0":
+    if cfg.backend != "ns" or os.geteuid() == 0 or os.path.basename(program) not in TOOLS:
+        return False
+    if cfg.get(CFG_UID) != "0":
         return False
     from ...ns import idmap
 
@@ -33,8 +35,9 @@ def wanted(cfg: EnvConfig, program: str) -> bool:
 
 
 def watch(cfg: EnvConfig, program: str) -> None:
-    """Return in the process that goes on to run ``program``; when :func:`wanted`, this process
-    first forks it and stays behind as its relay, which tells the line if it fails."""
+    """Return in the process that goes on to run ``program`` (any env: both launchers call it);
+    when :func:`wanted`, this process first forks it and stays behind as its relay, which tells
+    the line if it fails."""
     if not wanted(cfg, program):
         return
     from ...ns import relay, syscalls
