@@ -26,8 +26,8 @@ import sys
 from ...shims.marker import ENTRY
 from ...util.shquote import quote as q
 from ..inside import DEFAULT_PATH
-from . import startfile
-from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
+from . import rangehint, startfile
+from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, CFG_UID, MARKER_PREFIX, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,6 +113,12 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
         who = f'[ -n "${{HOME+x}}" ] || {{ HOME={q(os.path.expanduser("~"))}; export HOME; }}'
     path = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
     start = "_vr_live || return 0\n"
+    tools = ""
+    if os.geteuid() != 0 and cfg.get(CFG_UID) == "0":
+        tools = f"""\
+# apt and dpkg take the Python path, which names a missing subordinate id range if they fail (rangehint.py).
+case ${{_venvroot_program##*/}} in {" | ".join(rangehint.TOOLS)}) return 0 ;; esac
+"""
     if compiled:
         steps = q(startfile.path(state))
         start = f"""\
@@ -127,7 +133,7 @@ _vr_live || {{ [ -e {steps} ] && {q(startfile.STARTER)} {steps} 2>/dev/null && _
 # Python path takes over.
 # Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.
 [ ! -e {q(envstate.auto_dir(cfg.env_dir))} ] || return 0
-_vr_live() {{
+{tools}_vr_live() {{
     {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null &&
         [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ]
 }}

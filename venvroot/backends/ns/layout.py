@@ -26,7 +26,7 @@ the programs) that holds the inside version of that fragment and the holder's li
 from __future__ import annotations
 
 # venvroot.cfg keys (Settings.extra) -----------------------------------------------------------------
-CFG_SOURCE = "ns-source"  # host | directory | tarball | docker
+CFG_SOURCE = "ns-source"  # host | directory | tarball | docker | debian
 CFG_LOWER = "ns-lower"  # the pristine lower layer ("/" for the host view)
 CFG_PATH = "ns-path"  # PATH inside: the env's bin, then the root's own PATH
 CFG_UID = "ns-uid"  # ids inside when not the caller's own (the runner's uid/gid)
