@@ -13,6 +13,13 @@
 
 Every group runs round-robin (machine noise hits all alike); medians and ratios are printed. Run it
 as an unprivileged user for the rootless numbers, as root for the privileged ones.
+
+It measures the installed venvroot (``pip install .``: the compiled starter and shim are built only
+there), never the checkout beside it: the children run with ``PYTHONSAFEPATH`` and this script
+refuses a venvroot imported from the checkout. Each shim row names the way it went in (the compiled
+shim, the sh fragment with the compiled starter, nsenter, Python). ``--direct N`` checks the cold
+rows against a plain measurement: N times, wait until the env's namespaces have ended by themselves,
+then time one shim call.
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 PY = sys.executable
 VENVROOT = [PY, "-m", "venvroot"]
+# The children import the installed venvroot, not one in their working directory.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 
 def build_root(dest: Path) -> Path:
@@ -134,6 +141,7 @@ def ended(env: Path) -> Callable[[], None]:
         # The holder's process is reaped only once its exit has released the mounts.
         while found is not None and os.path.exists(f"/proc/{found[0]}") and time.monotonic() < deadline:
             time.sleep(0.002)
+        time.sleep(0.1)  # the last row's brain starts in the background: let it, off the clock
 
     return stop
 
@@ -149,7 +157,48 @@ def starter_of(env: Path) -> str:
     return "compiled starter" if exe.endswith("/starter") else "Python starter"
 
 
-def shims(tmp: Path, root: Path, runs: int) -> None:
+def way_in(env: Path) -> str:
+    """How ``env``'s shims go in: the compiled shim, or the sh fragment and what it execs."""
+    with open(env / "bin" / "true", "rb") as handle:
+        if handle.read(4) == b"\x7fELF":
+            return "compiled shim"
+    try:
+        fragment = (env / ".venvroot" / "shim.sh").read_text()
+    except FileNotFoundError:
+        return "sh shim, Python"
+    return "sh shim, starter --join" if "/starter' --join" in fragment else "sh shim, nsenter"
+
+
+def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
+    """Wait until none of ``envs`` has a holder process left (they end by themselves, LINGER)."""
+    from venvroot.backends.ns.layout import State
+
+    deadline = time.monotonic() + timeout
+    for env in envs:
+        while time.monotonic() < deadline:
+            try:
+                pid = int((Path(State(str(env)).holder)).read_text().split()[0])
+            except (FileNotFoundError, ValueError, IndexError):
+                break
+            if not os.path.exists(f"/proc/{pid}"):
+                break
+            time.sleep(0.05)
+    time.sleep(0.2)  # the kernel releases the last mounts after the process is reaped
+
+
+def direct(rows: dict[str, Path], runs: int) -> dict[str, float]:
+    """Median seconds of one shim call each, after the env's namespaces ended by themselves."""
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(runs):
+        for name, env in rows.items():
+            wait_ended(list(rows.values()))
+            start = time.perf_counter()
+            subprocess.run([str(env / "bin" / "true")], stdin=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def shims(tmp: Path, root: Path, runs: int, direct_runs: int) -> None:
     project = tmp / "shims"
     project.mkdir()
     envs = {}
@@ -168,54 +217,51 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
         run([str(envs[name] / "bin" / ".venvroot-session"), "start", str(os.getpid())])
         run([str(envs[name] / "bin" / "true")])
     bwrap = ["bwrap", "--unshare-all", "--share-net", "--dev", "/dev", "--proc", "/proc"]
-    commands = {
-        "bwrap --ro-bind BUSYBOX / true": quiet(
-            [*bwrap[:3], "--ro-bind", str(root), "/", *bwrap[3:], "/bin/true"]
-        ),
-        "shim true, busybox root, active session": quiet([str(envs["bb-session"] / "bin" / "true")]),
-        "shim true, busybox root, outside (namespaces up)": quiet([str(envs["bb-outside"] / "bin" / "true")]),
-        "bwrap --ro-bind / / true": quiet([*bwrap[:3], "--ro-bind", "/", "/", *bwrap[3:], "/bin/true"]),
-        "shim true, host view, active session": quiet([str(envs["host-session"] / "bin" / "true")]),
-        "shim true, host view, outside (namespaces up)": quiet([str(envs["host-outside"] / "bin" / "true")]),
+    bb, host = "bwrap --ro-bind BUSYBOX / true", "bwrap --ro-bind / / true"
+    shim = {name: quiet([str(env / "bin" / "true")]) for name, env in envs.items()}
+    warm = {
+        "busybox root, active session": "bb-session",
+        "busybox root, outside (namespaces up)": "bb-outside",
+        "host view, active session": "host-session",
+        "host view, outside (namespaces up)": "host-outside",
     }
+    rows = {f"shim true, {k} [{way_in(envs[v])}]": shim[v] for k, v in warm.items()}
+    commands = {bb: quiet([*bwrap[:3], "--ro-bind", str(root), "/", *bwrap[3:], "/bin/true"])}
+    commands.update({k: v for k, v in rows.items() if "busybox" in k})
+    commands[host] = quiet([*bwrap[:3], "--ro-bind", "/", "/", *bwrap[3:], "/bin/true"])
+    commands.update({k: v for k, v in rows.items() if "host" in k})
     if not shutil.which("bwrap"):
         commands = {k: v for k, v in commands.items() if not k.startswith("bwrap")}
     for call in commands.values():  # warm up; the outside envs' namespaces start here
         call()
     medians = round_robin(commands, runs)
     # Cold: the compiled starter replays what the warm-up's (Python) start wrote down.
-    cold = {
-        "shim true, busybox root, outside (cold: builds them)": quiet(
-            [str(envs["bb-outside"] / "bin" / "true")]
-        ),
-        "shim true, host view, outside (cold: builds them)": quiet(
-            [str(envs["host-outside"] / "bin" / "true")]
-        ),
-        "shim true, busybox root, cold, Python starter (no compiler)": quiet(
-            [str(envs["bb-python"] / "bin" / "true")]
-        ),
-        # The floor of a cold shim, which starts this interpreter before anything else.
-        "python -I -S -c pass (a cold shim's interpreter alone)": quiet([PY, "-I", "-S", "-c", "pass"]),
+    cold_envs = {
+        "shim true, busybox root, outside (cold: builds them)": envs["bb-outside"],
+        "shim true, host view, outside (cold: builds them)": envs["host-outside"],
+        "shim true, busybox root, cold, Python starter (no compiler)": envs["bb-python"],
     }
-    stops = {
-        "shim true, busybox root, outside (cold: builds them)": ended(envs["bb-outside"]),
-        "shim true, host view, outside (cold: builds them)": ended(envs["host-outside"]),
-        "shim true, busybox root, cold, Python starter (no compiler)": ended(envs["bb-python"]),
-    }
+    cold = {name: quiet([str(env / "bin" / "true")]) for name, env in cold_envs.items()}
+    # The floor of a cold shim that starts this interpreter before anything else.
+    cold["python -I -S -c pass (a Python start alone)"] = quiet([PY, "-I", "-S", "-c", "pass"])
+    stops = {name: ended(env) for name, env in cold_envs.items()}
     cold_medians = round_robin(cold, max(10, runs // 2), setup=stops)
+    checked = direct(cold_envs, direct_runs) if direct_runs else {}
     # Say which starter built each cold row's namespaces (the last run's holder tells).
-    for name, env in (
-        ("shim true, busybox root, outside (cold: builds them)", envs["bb-outside"]),
-        ("shim true, host view, outside (cold: builds them)", envs["host-outside"]),
-        ("shim true, busybox root, cold, Python starter (no compiler)", envs["bb-python"]),
-    ):
-        cold_medians[f"{name} [{starter_of(env)}]"] = cold_medians.pop(name)
+    for name, env in cold_envs.items():
+        label = f"{name} [{way_in(env)}; {starter_of(env)}]"
+        cold_medians[label] = cold_medians.pop(name)
+        if name in checked:
+            print(
+                f"direct check: {name}: {checked[name] * 1000:.1f} ms after a natural end, "
+                f"bench {cold_medians[label] * 1000:.1f} ms ({cold_medians[label] / checked[name]:.2f}x)"
+            )
     medians.update(cold_medians)
     for name in ("bb-session", "host-session"):
         run([str(envs[name] / "bin" / ".venvroot-session"), "stop", str(os.getpid())])
     for env in envs.values():
         run([*VENVROOT, "destroy", str(env)])
-    anchors = [a for a in ("bwrap --ro-bind BUSYBOX / true", "bwrap --ro-bind / / true") if a in medians]
+    anchors = [a for a in (bb, host) if a in medians]
     show("2. a shim running true (bwrap: same root, same kind of namespaces)", medians, anchors)
 
 
@@ -257,6 +303,10 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=40, help="runs of the fast commands (creation: a quarter)"
     )
+    parser.add_argument("--only", choices=("create", "shims", "activate"), help="run one group only")
+    parser.add_argument(
+        "--direct", type=int, default=0, metavar="N", help="check the cold rows against N plain calls"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="venvroot-bench-env-") as tmp_name:
         tmp = Path(tmp_name)
@@ -264,16 +314,24 @@ def main() -> None:
         root = build_root(tmp / "busybox-root")
         who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (rootless)"
         print(f"venvroot ns backend benchmark, as {who}, Python {sys.version.split()[0]}, one run")
+        import venvroot
         from venvroot.backends.ns import startfile
 
+        where = Path(venvroot.__file__).resolve().parent
+        if where.is_relative_to(REPO):
+            sys.exit(f"bench_env: venvroot is imported from the checkout {where}: run the installed copy")
+        print(f"venvroot {venvroot.__version__} from {where}")
         if not startfile.available():  # a checkout is not built: only `pip install` compiles it
             print(
                 f"note: no compiled starter at {startfile.STARTER} (pip install builds it): "
                 "cold rows use Python"
             )
-        creation(tmp, root, max(3, args.runs // 4))
-        shims(tmp, root, args.runs)
-        activation(tmp, root, args.runs)
+        if args.only in (None, "create"):
+            creation(tmp, root, max(3, args.runs // 4))
+        if args.only in (None, "shims"):
+            shims(tmp, root, args.runs, args.direct)
+        if args.only in (None, "activate"):
+            activation(tmp, root, args.runs)
 
 
 if __name__ == "__main__":
