@@ -166,7 +166,8 @@ def way_in(env: Path) -> str:
         fragment = (env / ".venvroot" / "shim.sh").read_text()
     except FileNotFoundError:
         return "sh shim, Python"
-    return "sh shim, starter --join" if "/starter' --join" in fragment else "sh shim, nsenter"
+    enter = [line for line in fragment.splitlines() if line.startswith("exec ")]
+    return "sh shim, nsenter" if enter and "nsenter" in enter[-1] else "sh shim, starter --join"
 
 
 def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
@@ -246,10 +247,10 @@ def shims(tmp: Path, root: Path, runs: int, direct_runs: int) -> None:
     cold["python -I -S -c pass (a Python start alone)"] = quiet([PY, "-I", "-S", "-c", "pass"])
     stops = {name: ended(env) for name, env in cold_envs.items()}
     cold_medians = round_robin(cold, max(10, runs // 2), setup=stops)
-    checked = direct(cold_envs, direct_runs) if direct_runs else {}
     # Say which starter built each cold row's namespaces (the last run's holder tells).
-    for name, env in cold_envs.items():
-        label = f"{name} [{way_in(env)}; {starter_of(env)}]"
+    labels = {name: f"{name} [{way_in(env)}; {starter_of(env)}]" for name, env in cold_envs.items()}
+    checked = direct(cold_envs, direct_runs) if direct_runs else {}
+    for name, label in labels.items():
         cold_medians[label] = cold_medians.pop(name)
         if name in checked:
             print(
