@@ -66,7 +66,7 @@
 #define AT_RECURSIVE_ 0x8000
 #define MOUNT_ATTR_RDONLY_ 0x1
 
-enum { OK = 0, FAILED = 1, STALE = 3 };
+#include "shim.h"
 
 struct open_how_ {
     uint64_t flags, mode, resolve;
@@ -75,17 +75,11 @@ struct mount_attr_ {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-struct step {
-    const char *name;
-    int argc;
-    char **argv;
-};
-
 static struct step *steps;
 static int nsteps;
 static const char *state_dir, *hidden_dir;
 
-static int fail(const char *what, const char *detail) {
+int fail(const char *what, const char *detail) {
     fprintf(stderr, "venvroot: %s%s%s: %s\n", what, detail ? " " : "", detail ? detail : "",
             strerror(errno));
     return FAILED;
@@ -93,7 +87,8 @@ static int fail(const char *what, const char *detail) {
 
 /* -- the start file ---------------------------------------------------------------------------- */
 
-static int load(const char *path) {
+/* Read the steps of `path` (whose first token must be `header`) into `*out`, `*count`. */
+int load_steps(const char *path, const char *header, struct step **out, int *count) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return STALE;
     struct stat st;
@@ -110,21 +105,26 @@ static int load(const char *path) {
     size_t ntok = 0;
     for (off_t i = 0; i < got; i++) ntok += buf[i] == '\0';
     char **tok = malloc(ntok * sizeof *tok);
-    steps = malloc(ntok * sizeof *steps);
-    if (!tok || !steps) return STALE;
+    struct step *found = malloc(ntok * sizeof *found);
+    if (!tok || !found) return STALE;
     size_t t = 0;
+    int n = 0;
     for (char *p = buf; p < buf + got; p += strlen(p) + 1) tok[t++] = p;
-    if (t < 1 || strcmp(tok[0], "venvroot-start 1") != 0) return STALE;
+    if (t < 1 || strcmp(tok[0], header) != 0) return STALE;
     for (size_t i = 1; i < t;) {
         if (i + 1 >= t) return STALE;
         char *end;
         long argc = strtol(tok[i + 1], &end, 10);
         if (*end || argc < 0 || i + 2 + argc > t) return STALE;
-        steps[nsteps++] = (struct step){tok[i], (int)argc, tok + i + 2};
+        found[n++] = (struct step){tok[i], (int)argc, tok + i + 2};
         i += 2 + argc;
     }
+    *out = found;
+    *count = n;
     return OK;
 }
+
+static int load(const char *path) { return load_steps(path, "venvroot-start 1", &steps, &nsteps); }
 
 static int is(const struct step *s, const char *name, int argc) {
     return strcmp(s->name, name) == 0 && s->argc == argc;
@@ -496,18 +496,7 @@ static void gone(pid_t pid) {
     close(fd);
 }
 
-static int live(const char *record) {
-    char path[4096];
-    int pid;
-    char token[64];
-    FILE *f = fopen(record, "re");
-    if (!f) return 0;
-    int n = fscanf(f, "%d %63s", &pid, token);
-    fclose(f);
-    if (n != 2) return 0;
-    snprintf(path, sizeof path, "/proc/%d/root%s/live-%s", pid, hidden_dir, token);
-    return access(path, F_OK) == 0;
-}
+static int live(const char *record) { return live_at(record, hidden_dir, NULL); }
 
 /* -- joining ------------------------------------------------------------------------------------ */
 
@@ -565,7 +554,7 @@ static void fork_in(void) {
  * [-S UID -G GID] -W DIR` does, without loading a dynamically linked program. When PID has ended
  * since the shim saw it alive (killed, or its env just ended), the shim SHIM runs again with the
  * ARGs: it starts the env afresh or takes the Python path, instead of failing. */
-static int join(char **argv) {
+int join(char **argv) {
     const char *again = strcmp(argv[3], "--again") == 0 && argv[4] && argv[5] ? argv[4] : NULL;
     char **program = argv + (again ? 5 : 3);
     static const struct { const char *name; int flag; } order[] = {
@@ -622,6 +611,7 @@ static int put_record(const char *tmp, const char *record, int pid, const char *
 }
 
 int main(int argc, char **argv) {
+    if (is_shim(argv[0])) return shim(argc, argv);
     if (argc >= 6 && strcmp(argv[1], "--join") == 0) return join(argv + 2);
     if (argc != 2) return fprintf(stderr, "usage: starter START_FILE | --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]\n"), FAILED;
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
