@@ -441,9 +441,14 @@ static void anchor(int word, int settled, int anchor, const char *token) {
     }
 }
 
-/* B: fork K, then become the brain (Python), K's parent, once K has built: the brain's start
- * would otherwise take the CPU the build needs. */
-static void brain(int word, int anchor_r, int anchor_w, const char *token) {
+/* How long the brain's start waits for the first program to end: a Python start takes the CPU the
+ * program needs (on two CPUs, a third of a cold `true`), and nothing the brain does is due sooner. */
+#define BRAIN_DELAY_MS 50
+
+/* B: fork K, then become the brain (Python), K's parent, once K has built (the brain's start
+ * would otherwise take the CPU the build needs) and the first program (`user`, the starter's
+ * caller: the shim, which runs it) has ended or run BRAIN_DELAY_MS. */
+static void brain(int word, int anchor_r, int anchor_w, const char *token, pid_t user) {
     int settled[2];
     if (pipe2(settled, O_CLOEXEC) < 0) _exit(FAILED);
     pid_t k = fork();
@@ -481,6 +486,12 @@ static void brain(int word, int anchor_r, int anchor_w, const char *token) {
     default_signals();
     signal(SIGHUP, SIG_IGN);
     if (chdir("/") < 0) _exit(FAILED); /* the caller's directory may be removed meanwhile */
+    int first = user > 1 ? (int)syscall(SYS_pidfd_open, user, 0) : -1;
+    if (first >= 0) { /* readable once it has ended */
+        struct pollfd p = {first, POLLIN, 0};
+        while (poll(&p, 1, BRAIN_DELAY_MS) < 0 && errno == EINTR) continue;
+        close(first);
+    }
     execv(argv[0], argv);
     _exit(127); /* K sees the pipe close and ends: the namespaces end with the program */
 }
@@ -636,6 +647,7 @@ int main(int argc, char **argv) {
     /* Recorded before anything is mounted (under this starter's pid until K is known): killed
      * from here on, this start leaves a record, so the next start looks for what it mounted. */
     if (put_record(tmp, record, getpid(), token) < 0) return fail("cannot record the start in", record);
+    pid_t user = getppid(); /* the shim, which runs the program once this start is done */
     int word[2], hold[2];
     if (pipe2(word, O_CLOEXEC) < 0 || pipe(hold) < 0) return fail("cannot make pipes", NULL);
     pid_t a = fork();
@@ -643,7 +655,7 @@ int main(int argc, char **argv) {
         close(lock_fd); /* a copy would keep the env locked for as long as K lives */
         close(word[0]);
         setsid();
-        if (fork() == 0) brain(word[1], hold[0], hold[1], token);
+        if (fork() == 0) brain(word[1], hold[0], hold[1], token, user);
         _exit(OK);
     }
     close(word[1]);
