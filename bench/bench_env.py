@@ -17,9 +17,11 @@ as an unprivileged user for the rootless numbers, as root for the privileged one
 It measures the installed venvroot (``pip install .``: the compiled starter and shim are built only
 there), never the checkout beside it: the children run with ``PYTHONSAFEPATH`` and this script
 refuses a venvroot imported from the checkout. Each shim row names the way it went in (the compiled
-shim, the sh fragment with the compiled starter, nsenter, Python). ``--direct N`` checks the cold
-rows against a plain measurement: N times, wait until the env's namespaces have ended by themselves,
-then time one shim call.
+shim, the sh fragment with the compiled starter, nsenter, Python). Cold rows are timed as cold
+starts come, once the namespaces have ended by themselves after ``LINGER`` seconds (each call waits
+for that), and name which starter built them, call by call (the compiled starter replays a start
+only while nothing it depends on changed: the host's mounts among them, for the host view).
+``--direct N`` checks each cold row against a plain loop over that one env.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,14 +66,11 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
     return result
 
 
-def round_robin(commands: dict[str, Callable[[], object]], runs: int, setup: dict | None = None) -> dict:
-    """Median seconds of each callable; ``setup[name]`` runs untimed before each timed call."""
-    setup = setup or {}
+def round_robin(commands: dict[str, Callable[[], object]], runs: int) -> dict:
+    """Median seconds of each callable."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, call in commands.items():
-            if name in setup:
-                setup[name]()
             start = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - start)
@@ -126,26 +126,6 @@ def creation(tmp: Path, root: Path, runs: int) -> None:
     show("1. creating an environment", medians, ["python -m venv --without-pip", "virtualenv --no-seed"])
 
 
-def ended(env: Path) -> Callable[[], None]:
-    """Stop ``env``'s namespaces and wait until they are gone: a real cold start comes seconds
-    after the last use, not while the kernel may still be tearing the last ones down (dozens of
-    overlays for the host view)."""
-    from venvroot.backends.ns import holder
-    from venvroot.backends.ns.layout import State, read_holder
-
-    def stop() -> None:
-        state = State(str(env))
-        found = read_holder(state)
-        holder.stop(state)
-        deadline = time.monotonic() + 5
-        # The holder's process is reaped only once its exit has released the mounts.
-        while found is not None and os.path.exists(f"/proc/{found[0]}") and time.monotonic() < deadline:
-            time.sleep(0.002)
-        time.sleep(0.1)  # the last row's brain starts in the background: let it, off the clock
-
-    return stop
-
-
 def starter_of(env: Path) -> str:
     """Which starter built ``env``'s running namespaces: the recorded holder's program says."""
     from venvroot.backends.ns.layout import State, read_holder
@@ -160,7 +140,7 @@ def starter_of(env: Path) -> str:
 def way_in(env: Path) -> str:
     """How ``env``'s shims go in: the compiled shim, or the sh fragment and what it execs."""
     with open(env / "bin" / "true", "rb") as handle:
-        if handle.read(4) == b"\x7fELF":
+        if handle.readline().rstrip().endswith(b"/bin/.venvroot-shim true"):
             return "compiled shim"
     try:
         fragment = (env / ".venvroot" / "shim.sh").read_text()
@@ -187,19 +167,35 @@ def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
     time.sleep(0.2)  # the kernel releases the last mounts after the process is reaped
 
 
-def direct(rows: dict[str, Path], runs: int) -> dict[str, float]:
-    """Median seconds of one shim call each, after the env's namespaces ended by themselves."""
+def cold_calls(rows: dict[str, Path], runs: int) -> tuple[dict[str, float], dict[str, Counter]]:
+    """Median seconds of a shim call of each row, every call made once every env's namespaces have
+    ended by themselves (``LINGER`` after their last use, as a real cold start comes), and which
+    starter built the namespaces of each call (read right after it)."""
     times: dict[str, list[float]] = {name: [] for name in rows}
+    starters: dict[str, Counter] = {name: Counter() for name in rows}
     for _ in range(runs):
         for name, env in rows.items():
             wait_ended(list(rows.values()))
             start = time.perf_counter()
-            subprocess.run([str(env / "bin" / "true")], stdin=subprocess.DEVNULL, check=True)
+            quiet([str(env / "bin" / "true")])()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            starters[name][starter_of(env)] += 1
+    return {name: statistics.median(values) for name, values in times.items()}, starters
 
 
-def shims(tmp: Path, root: Path, runs: int, direct_runs: int) -> None:
+def direct(env: Path, runs: int) -> float:
+    """The plain check of a cold row: ``runs`` times, wait until ``env``'s namespaces are gone,
+    then time one shim call; the median seconds."""
+    times = []
+    for _ in range(runs):
+        wait_ended([env])
+        start = time.perf_counter()
+        subprocess.run([str(env / "bin" / "true")], stdin=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) -> None:
     project = tmp / "shims"
     project.mkdir()
     envs = {}
@@ -242,20 +238,22 @@ def shims(tmp: Path, root: Path, runs: int, direct_runs: int) -> None:
         "shim true, host view, outside (cold: builds them)": envs["host-outside"],
         "shim true, busybox root, cold, Python starter (no compiler)": envs["bb-python"],
     }
-    cold = {name: quiet([str(env / "bin" / "true")]) for name, env in cold_envs.items()}
+    cold, starters = cold_calls(cold_envs, cold_runs)
     # The floor of a cold shim that starts this interpreter before anything else.
-    cold["python -I -S -c pass (a Python start alone)"] = quiet([PY, "-I", "-S", "-c", "pass"])
-    stops = {name: ended(env) for name, env in cold_envs.items()}
-    cold_medians = round_robin(cold, max(10, runs // 2), setup=stops)
-    # Say which starter built each cold row's namespaces (the last run's holder tells).
-    labels = {name: f"{name} [{way_in(env)}; {starter_of(env)}]" for name, env in cold_envs.items()}
-    checked = direct(cold_envs, direct_runs) if direct_runs else {}
-    for name, label in labels.items():
-        cold_medians[label] = cold_medians.pop(name)
-        if name in checked:
+    cold |= round_robin(
+        {"python -I -S -c pass (a Python start alone)": quiet([PY, "-I", "-S", "-c", "pass"])}, runs
+    )
+    cold_medians = {}
+    for name, median in cold.items():
+        if name not in cold_envs:
+            cold_medians[name] = median
+            continue
+        built = ", ".join(f"{what} {count}/{cold_runs}" for what, count in starters[name].most_common())
+        cold_medians[f"{name} [{way_in(cold_envs[name])}; {built}]"] = median
+        if direct_runs:
+            plain = direct(cold_envs[name], direct_runs)
             print(
-                f"direct check: {name}: {checked[name] * 1000:.1f} ms after a natural end, "
-                f"bench {cold_medians[label] * 1000:.1f} ms ({cold_medians[label] / checked[name]:.2f}x)"
+                f"direct check: {name}: {plain * 1000:.1f} ms, the bench {median * 1000:.1f} ms ({median / plain:.2f}x)"
             )
     medians.update(cold_medians)
     for name in ("bb-session", "host-session"):
@@ -304,6 +302,9 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=40, help="runs of the fast commands (creation: a quarter)"
     )
+    parser.add_argument(
+        "--cold-runs", type=int, default=10, help="cold calls of each env (each waits LINGER seconds)"
+    )
     parser.add_argument("--only", choices=("create", "shims", "activate"), help="run one group only")
     parser.add_argument(
         "--direct", type=int, default=0, metavar="N", help="check the cold rows against N plain calls"
@@ -330,7 +331,7 @@ def main() -> None:
         if args.only in (None, "create"):
             creation(tmp, root, max(3, args.runs // 4))
         if args.only in (None, "shims"):
-            shims(tmp, root, args.runs, args.direct)
+            shims(tmp, root, args.runs, args.cold_runs, args.direct)
         if args.only in (None, "activate"):
             activation(tmp, root, args.runs)
 
