@@ -252,9 +252,8 @@ def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) ->
         cold_medians[f"{name} [{way_in(cold_envs[name])}; {built}]"] = median
         if direct_runs:
             plain = direct(cold_envs[name], direct_runs)
-            print(
-                f"direct check: {name}: {plain * 1000:.1f} ms, the bench {median * 1000:.1f} ms ({median / plain:.2f}x)"
-            )
+            ratio = f"{median / plain:.2f}x"
+            print(f"direct check: {name}: {plain * 1000:.1f} ms, the bench {median * 1000:.1f} ms ({ratio})")
     medians.update(cold_medians)
     for name in ("bb-session", "host-session"):
         run([str(envs[name] / "bin" / ".venvroot-session"), "stop", str(os.getpid())])
