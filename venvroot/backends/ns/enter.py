@@ -111,7 +111,7 @@ def past_shim(argv: list[str], env: Mapping[str, str], shims: str, root: str = "
     if "/" in name or path[0] != shims:
         return argv
     try:
-        head = read_head(f"{root}{shims}/{name}", 128)
+        head = read_head(f"{root}{shims}/{name}", 512)  # a compiled shim's first line: up to 255
     except OSError:
         return argv
     if not shim_head(head):
