@@ -29,9 +29,9 @@ from ..base import Backend as BaseBackend
 from ..envconfig import EnvConfig
 from ..inside import DEFAULT_PATH
 from ..mapping import UserSpec
-from . import agentpath, layout, mounts, session
+from . import agentpath, endpoint, layout, mounts, session
 from .container import ensure_running
-from .engine import Connection, encode, error_message, loads
+from .engine import Connection, encode, error_message, loads, use
 from .run import Usage, live_sessions
 
 # The main process without the agent: waits on a stdin that never delivers, leaves on SIGTERM.
@@ -63,14 +63,22 @@ class Backend(BaseBackend):
         return self.settings.extra.get(layout.CFG_CONTAINER) or layout.container_name(self.env_dir)
 
     @cached_property
-    def client(self) -> Any:
-        import docker
+    def endpoint(self) -> endpoint.Endpoint:
+        """The env's engine: the one recorded at create, else (creating) the one the docker CLI
+        would use now. Every Engine API call of this process goes there."""
+        found = endpoint.recorded(self.settings.extra)
+        if found is None:
+            found = endpoint.resolve()
+            found.record(self.settings.extra)
+        use(found.target)
+        return found
 
-        ping()  # the stdlib client's messages are the clear ones
-        try:
-            return docker.from_env()
-        except docker.errors.DockerException as exc:
-            raise VenvrootError(f"cannot use the Docker daemon: {exc}") from None
+    @cached_property
+    def client(self) -> Any:
+        ping(self.endpoint)  # the stdlib client's messages are the clear ones
+        from .sdkclient import make_client
+
+        return make_client(self.endpoint.target)
 
     # -- create ----------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -255,7 +263,7 @@ class Backend(BaseBackend):
         if getattr(self, "_usage", None) is None:
             self._usage = Usage(self.state, persistent=self.settings.persistent)
             atexit.register(self._release)
-        conn = Connection()
+        conn = Connection(self.endpoint.target)
         try:
             ensure_running(conn, self.container, self.state)
         except VenvrootError as exc:
@@ -540,7 +548,7 @@ class Backend(BaseBackend):
             time.sleep(0.05)
 
     def info(self) -> dict[str, str]:
-        facts = {"container": self.container}
+        facts = {"engine": self.endpoint.describe(), "container": self.container}
         try:
             found = self._find_container()
         except VenvrootError as exc:
@@ -554,8 +562,8 @@ class Backend(BaseBackend):
         return facts
 
 
-def ping() -> None:
-    with Connection() as conn:
+def ping(where: endpoint.Endpoint) -> None:
+    with Connection(where.target) as conn:
         status, data = conn.request("GET", "/_ping")
     if status != 200:
         raise VenvrootError(

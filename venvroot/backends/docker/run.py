@@ -17,17 +17,19 @@ from .. import inside
 from ..activations import live
 from . import agentpath, guard, layout
 from .container import ensure_running, stop_container
-from .engine import Connection, EngineError, quote_path
+from .engine import Connection, EngineError, quote_path, use_cfg
 from .process import RemoteProcess, exec_body
 
 
 def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.backends.envconfig.EnvConfig
+    use_cfg(cfg)  # the env's own engine, whatever DOCKER_HOST says in this shell
     agentpath.hand_over(cfg, program, args)  # returns only when the container has no agent
     return run_engine(cfg, program, args)
 
 
 def run_engine(cfg, program: str, args: list[str]) -> int:
     """Run the program through the Engine API's exec (containers without the agent)."""
+    use_cfg(cfg)
     env_dir = cfg.env_dir
     tty = os.isatty(0) and os.isatty(1)
     cwd = inside_cwd(env_dir, cfg.get_list("directory"))
