@@ -74,6 +74,7 @@ def shim(env_dir: Path, name: str, *args: str, **kwargs: object) -> subprocess.C
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("timeout", 60)
     kwargs.setdefault("env", local_only(DOCKER_HOST="unix:///nonexistent/docker.sock"))
+    kwargs.setdefault("cwd", env_dir.parent)  # the project directory: mapped on every engine
     return subprocess.run([str(env_dir / "bin" / name), *args], **kwargs)  # type: ignore[call-overload]
 
 
@@ -116,6 +117,7 @@ def test_sigterm_to_a_shim_reaches_its_program(remote_env: Path) -> None:
         ],
         stdout=subprocess.PIPE,
         env=local_only(),
+        cwd=remote_env.parent,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"up\n"
@@ -143,7 +145,7 @@ def test_docker_contexts_name_the_engine(
         assert on_engine(engine, env) in ("running", "exited", "created")
         context = extra.get("DOCKER_CONTEXT", "vr-ssh")
         assert cfg_value(env, "docker-engine-source") == f"context {context}"
-        ran = venvroot("run", str(env), "--", "echo", "hello", env=local_only())
+        ran = venvroot("run", str(env), "--", "echo", "hello", env=local_only(), cwd=project)
         assert ran.stdout == "hello\n"
     assert cfg_value(made[0], "docker-host") == engine.tcp
     assert cfg_value(made[1], "docker-host") == engine.ssh
@@ -152,6 +154,83 @@ def test_docker_contexts_name_the_engine(
         venvroot("destroy", str(env), env=local_only())
         assert engine.cli("inspect", name, check=False).returncode != 0
         assert not engine.cli("images", "-q", "--filter", f"label=io.venvroot.env={env}").stdout.strip()
+
+
+# -- remote-safe mappings ------------------------------------------------------------------------
+
+
+def mounts_on(engine: Engine, env: Path) -> list[tuple[str, str]]:
+    found = engine.cli(
+        "inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Destination}}\n{{end}}", container_of(env)
+    )
+    return sorted(tuple(line.split(" ", 1)) for line in found.stdout.splitlines() if line)  # type: ignore[misc]
+
+
+def test_mappings_follow_where_the_engine_is(tls_env: Path, ssh_env: Path, engine: Engine) -> None:
+    # 127.0.0.1 is this machine: bind mounts. An ssh host by name is another one: volumes only.
+    assert cfg_value(tls_env, "docker-remote") == "false"
+    assert ("bind", str(tls_env)) in mounts_on(engine, tls_env)
+    assert cfg_value(ssh_env, "docker-remote") == "true"
+    found = mounts_on(engine, ssh_env)
+    assert {kind for kind, _ in found} == {"volume"}
+    assert {str(ssh_env.parent), str(ssh_env)} <= {target for _, target in found}
+    assert "mappings         volumes on the engine" in venvroot("info", str(ssh_env), env=local_only()).stdout
+
+
+def test_local_overrides_an_ssh_host_by_name(project: Path, busybox_image: str, engine: Engine) -> None:
+    path = project / "ssh-local"
+    venvroot(str(path), "--backend", "docker", "--image", busybox_image, "--local", "-q",
+             env=local_only(DOCKER_HOST=engine.ssh))  # fmt: skip
+    try:
+        assert cfg_value(path, "docker-remote") == "false"
+        assert ("bind", str(path)) in mounts_on(engine, path)
+    finally:
+        venvroot("destroy", str(path), env=local_only())
+
+
+def test_push_and_pull_copy_through_the_archive_api(
+    project: Path, busybox_image: str, engine: Engine
+) -> None:
+    data = project.parent / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "in.bin").write_bytes(os.urandom(300_000))
+    path = project / "pushpull"
+    environ = engine.tls_environ()
+    venvroot(str(path), "--backend", "docker", "--image", busybox_image, "--remote", "--link", "sh", "-q",
+             "--directory", f"{data}:/data:rw", env=environ)  # fmt: skip
+    (project / "notes.txt").write_text("from here\n")
+    try:
+        assert {kind for kind, _ in mounts_on(engine, path)} == {"volume"}
+        inside = "cat notes.txt 2>&1; ls /data; test -e pushpull/venvroot.cfg && echo env-dir-copied; true"
+        before = shim(path, "sh", "-c", inside)
+        assert b"from here" not in before.stdout and before.returncode == 0
+        venvroot("push", str(path), env=local_only())
+        after = shim(path, "sh", "-c", inside)
+        assert after.stdout == b"from here\nsub\n", after
+        changed = (
+            "cmp /data/sub/in.bin /data/sub/in.bin && echo there > made.txt && echo d > /data/sub/out.txt"
+        )
+        assert shim(path, "sh", "-c", changed).returncode == 0
+        assert not (project / "made.txt").exists()
+        venvroot("pull", str(path), str(project / "made.txt"), env=local_only())
+        assert (project / "made.txt").read_text() == "there\n"
+        assert not (data / "sub" / "out.txt").exists()
+        venvroot("pull", str(path), env=local_only())  # every mapping
+        assert (data / "sub" / "out.txt").read_text() == "d\n"
+        elsewhere = shim(path, "sh", "-c", "pwd", cwd="/")
+        assert elsewhere.returncode == 1 and elsewhere.stdout == b""
+        line = elsewhere.stderr.decode().strip()
+        assert (
+            line.startswith("venvroot: the current directory / is not mapped into")
+            and "--directory /" in line
+        )
+        bad = venvroot("push", str(path), "/etc/hostname", env=local_only(), check=False)
+        assert bad.returncode == 2 and "not in a mapping of the env" in bad.stderr
+    finally:
+        venvroot("destroy", str(path), env=local_only())
+    label = f"label=io.venvroot.env={path}"
+    assert not engine.cli("volume", "ls", "-q", "--filter", label).stdout.strip()
+    assert not engine.cli("ps", "-aq", "--filter", label).stdout.strip()
 
 
 # -- failures: one line, exit 1, nothing made -----------------------------------------------------

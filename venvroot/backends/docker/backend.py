@@ -73,6 +73,19 @@ class Backend(BaseBackend):
         use(found.target)
         return found
 
+    @property
+    def remote(self) -> bool:
+        """Whether the engine cannot see this machine's files: nothing is bound from here then."""
+        recorded = self.settings.extra.get(layout.CFG_REMOTE)
+        if recorded:
+            return recorded == "true"
+        mapping = self.settings.mapping
+        if mapping not in (None, "remote", "local"):
+            raise UsageError(
+                f"mapping {mapping!r}: expected 'remote', 'local' or None (decided by the engine)"
+            )
+        return mapping == "remote" or (mapping is None and not self.endpoint.is_local())
+
     @cached_property
     def client(self) -> Any:
         ping(self.endpoint)  # the stdlib client's messages are the clear ones
@@ -129,6 +142,7 @@ class Backend(BaseBackend):
             handle.write(encode(self._container_spec(base, account)))
         extra = self.settings.extra
         extra[layout.CFG_CONTAINER] = self.container
+        extra[layout.CFG_REMOTE] = "true" if self.remote else "false"
         extra["docker-image-id"] = self._image.id
         extra["docker-base-image"] = base
         image_path = _env_value(self._image.attrs, "PATH") or DEFAULT_PATH
@@ -137,7 +151,8 @@ class Backend(BaseBackend):
             extra[layout.CFG_USER] = account.user_spec
             extra[layout.CFG_LOGIN] = account.name
             extra[layout.CFG_HOME] = account.home
-        agentpath.write_fragment(self._cfg())
+        if not self.remote:  # the agent's socket in the env directory cannot cross machines
+            agentpath.write_fragment(self._cfg())
         self._use()
         self._setup_python()
 
@@ -209,8 +224,15 @@ class Backend(BaseBackend):
     def _container_spec(self, base: str, account: users.Account) -> dict:
         short, _, domain = (self.settings.hostname or os.uname().nodename).partition(".")
         caller = UserSpec.parse(self.settings.user).is_caller
+        if self.remote:
+            labels = {layout.LABEL_ENV: self.env_dir, layout.LABEL_OWNER: _login_name()}
+            binds = mounts.remote_mounts(
+                self.env_dir, self.settings.directory, self.container, account.home, labels
+            )
+        else:
+            binds = mounts.container_mounts(self.env_dir, self.settings.directory)
         host_config: dict[str, Any] = {
-            "Mounts": mounts.container_mounts(self.env_dir, self.settings.directory),
+            "Mounts": binds,
             "Init": True,  # reaps what programs leave behind, passes SIGTERM to the keeper
             "RestartPolicy": {"Name": "no"},
         }
@@ -229,6 +251,8 @@ class Backend(BaseBackend):
             "Labels": self._labels() | {layout.LABEL_ROLE: "container"},
             "HostConfig": host_config,
         }
+        if self.remote:
+            return spec
         return agentpath.with_agent(spec, self.state, account, caller, self.settings.persistent)
 
     def _setup_python(self) -> None:
@@ -291,6 +315,10 @@ class Backend(BaseBackend):
 
     def programs_to_link(self) -> list[str]:
         """The env's own programs (the Python venv's ``bin``: python, pip, console scripts)."""
+        if self.remote:
+            from .transfer import remote_programs
+
+            return remote_programs(self.client, self.container, os.path.join(self.env_dir, "bin"))
         state = self.state
         try:
             mtime = os.stat(state.inner_bin).st_mtime_ns
@@ -308,6 +336,19 @@ class Backend(BaseBackend):
         with open(state.synced, "w", encoding="ascii") as handle:
             handle.write(f"{mtime}\n")
         return found
+
+    def transfer(self, direction: str, paths: list[str]) -> None:
+        """``venvroot push``/``pull``: copy files between this machine and the env's volumes."""
+        if not self.remote:
+            raise UsageError(
+                f"venvroot {direction}: {self.env_dir} uses bind mounts (its engine sees this machine's "
+                "files), so there is nothing to copy"
+            )
+        from . import transfer
+
+        self._use()
+        maps = mounts.transfer_maps(self.env_dir, self.settings.directory)
+        transfer.copy(self.client, self.container, self.env_dir, maps, direction, paths)
 
     # -- sessions --------------------------------------------------------------------------
     def session_start(self, shell_pid: int) -> None:
@@ -359,6 +400,9 @@ class Backend(BaseBackend):
         import docker
 
         self._remove_containers()
+        from .transfer import remove_volumes
+
+        remove_volumes(self.client, self.env_dir)
         snapshots.remove_all(self.env_dir)
         labelled = self.client.images.list(all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"})
         # The SDK's list gives each image's full inspect data ("Parent"), not the listing's "ParentId".
@@ -548,7 +592,11 @@ class Backend(BaseBackend):
             time.sleep(0.05)
 
     def info(self) -> dict[str, str]:
-        facts = {"engine": self.endpoint.describe(), "container": self.container}
+        facts = {
+            "engine": self.endpoint.describe(),
+            "mappings": "volumes on the engine (venvroot push/pull)" if self.remote else "bind mounts",
+            "container": self.container,
+        }
         try:
             found = self._find_container()
         except VenvrootError as exc:

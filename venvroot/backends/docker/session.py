@@ -161,7 +161,7 @@ def run_inside(
     path (default: the current directory, mapped)."""
     use_cfg(cfg)
     if cwd is None:
-        cwd = inside_cwd(cfg.env_dir, cfg.get_list("directory"))
+        cwd = inside_cwd(cfg.env_dir, cfg.get_list("directory"), cfg.get_bool(layout.CFG_REMOTE))
     body = exec_body(
         argv,
         env_dir=cfg.env_dir,
