@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-    from ..snapshots import Snapshots
+    from ..snapshots.store import Snapshots
 
 
 def cmd_create(argv: list[str]) -> int:
@@ -135,11 +135,12 @@ def cmd_sync(argv: list[str]) -> int:
 
 def cmd_info(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots import rules
+    from ..snapshots.store import Snapshots
 
     ns = env_parser("info", "Show the environment's settings and state.").parse_args(argv)
     env = Environment.open(ns.path)
-    rows = env.info() + Snapshots(env).info()
+    rows = env.info() + Snapshots(env).info() + rules.info(env.settings.extra)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
@@ -148,7 +149,7 @@ def cmd_info(argv: list[str]) -> int:
 
 def cmd_reset(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots.store import Snapshots
 
     ns = env_parser(
         "reset", "Stop the environment and discard changes to its root (or go back to its frozen state)."
@@ -194,7 +195,9 @@ def _transfer(verb: str, help: str, argv: list[str]) -> int:
 
 def cmd_snapshot(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots, human_size
+    from ..snapshots import rules
+    from ..snapshots.store import Snapshots
+    from ..util.progress import human_size
 
     ns = snapshot_parser().parse_args(argv)
     quiet = getattr(ns, "quiet", False)
@@ -220,10 +223,10 @@ def cmd_snapshot(argv: list[str]) -> int:
     elif ns.off:
         if ns.pattern is not None or ns.name is not None:
             raise UsageError("--off takes no --pattern or --name")
-        print(f"{snaps.configure(ns.program, None, None, off=True)}: no automatic snapshots any more")
+        print(f"{rules.configure(env, ns.program, None, None, off=True)}: no automatic snapshots any more")
     else:
-        program = snaps.configure(ns.program, ns.pattern, ns.name)
-        pattern, template = snaps.rules()[program]
+        program = rules.configure(env, ns.program, ns.pattern, ns.name)
+        pattern, template = rules.rules(env.settings.extra)[program]
         print(f"{program}: a snapshot named {template} before each call whose arguments match /{pattern}/")
         shim = f"{env.dir}/bin/{program}"
         if not os.path.isfile(shim):
@@ -269,7 +272,8 @@ def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None
 
 def cmd_freeze(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots.freeze import freeze
+    from ..snapshots.store import Snapshots
 
     p = env_parser(
         "freeze",
@@ -279,18 +283,19 @@ def cmd_freeze(argv: list[str]) -> int:
     p.add_argument("--name", help="name of the base snapshot (default: frozen-N)")
     ns = p.parse_args(argv)
     env = Environment.open(ns.path)
-    snap = Snapshots(env).freeze(ns.name)
+    snap = freeze(Snapshots(env), ns.name)
     print(f"froze {env.dir} at snapshot {snap.name} ({snap.id})")
     return 0
 
 
 def cmd_unfreeze(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots.freeze import unfreeze
+    from ..snapshots.store import Snapshots
 
     ns = env_parser("unfreeze", "Let changes to the environment last again.").parse_args(argv)
     env = Environment.open(ns.path)
-    snap = Snapshots(env).unfreeze()
+    snap = unfreeze(Snapshots(env))
     print(f"unfroze {env.dir} (its base stays as snapshot {snap.name})")
     return 0
 

@@ -28,7 +28,7 @@ def tick(files: int = 1, size: int = 0) -> None:
         _current.add(files, size)
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
@@ -70,7 +70,7 @@ class Progress:
             self._draw()
 
     def _draw(self, end: str = "") -> None:
-        text = f"{self.what}: {self.files} {self.unit}, {_human(self.size)}{end.rstrip(chr(10))}"
+        text = f"{self.what}: {self.files} {self.unit}, {human_size(self.size)}{end.rstrip(chr(10))}"
         # Spaces cover what a longer earlier line left.
         sys.stderr.write("\r" + text.ljust(self.width) + ("\n" if end.endswith("\n") else ""))
         sys.stderr.flush()

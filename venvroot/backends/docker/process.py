@@ -247,7 +247,7 @@ class RemoteProcess:
                 poller = select.poll()
                 poller.register(wake_r, select.POLLIN)
                 poller.register(sfd, select.POLLIN | (select.POLLOUT if pending else 0))
-                if stdin_open and not pending:
+                if stdin_fd is not None and stdin_open and not pending:
                     poller.register(stdin_fd, select.POLLIN)
                 timeout = 100 if self.exit_code is not None or not wait_for_output else 1000
                 events = poller.poll(timeout)

@@ -15,6 +15,7 @@ import stat
 
 from ...errors import UsageError, VenvrootError
 from .. import inside
+from ..activations import process_start_time
 from ..base import Backend as BaseBackend
 from ..envconfig import EnvConfig
 from ..inside import DEFAULT_PATH
@@ -22,6 +23,7 @@ from ..mapping import DirectoryMapping, UserSpec
 from . import (
     accounts,
     coldstart,
+    enter,
     fastpath,
     holder,
     hostview,
@@ -32,6 +34,7 @@ from . import (
     sources,
     survivors,
 )
+from .caller import inside_environ, runner_ids, switch_ids
 from .layout import (
     CFG_FALLBACKS,
     CFG_LOGIN,
@@ -40,11 +43,10 @@ from .layout import (
     CFG_PYTHON,
     CFG_SOURCE,
     State,
-    read_holder,
 )  # fmt: skip
+from .record import read_holder
 from .removal import remove_tree
 from .rootview import Layer, RootView
-from .run import inside_environ, runner_ids, switch_ids
 
 # A project directory that is one of these would put a host system directory over the root's own.
 SYSTEM_DIRS = {
@@ -242,7 +244,7 @@ class Backend(BaseBackend):
         from . import snapshot
 
         state, cfg = self.state, self.cfg()
-        started = holder.process_start_time(shell_pid)
+        started = process_start_time(shell_pid)
         if not started:
             raise VenvrootError(f"no process {shell_pid} to attach the session to")
         with holder.Lock(state).exclusive() as lock:
@@ -289,7 +291,7 @@ class Backend(BaseBackend):
         null = os.open("/dev/null", os.O_RDONLY)
         try:
             for command in cfg.get_list(key):
-                code = holder.run_inside(
+                code = enter.run_inside(
                     found[0], ["/bin/sh", "-c", command], cwd, env, switch_ids(cfg), stdin=null
                 )
                 if code:
@@ -333,7 +335,7 @@ class Backend(BaseBackend):
         """Nothing to undo: the writable layers are the env's own again from now on."""
 
     def destroy(self) -> None:
-        from ... import snapshots
+        from .. import envstate
 
         state = self.state
         if os.path.exists(state.lock):
@@ -343,7 +345,7 @@ class Backend(BaseBackend):
             for ns in processes.holding(state):
                 processes.terminate(ns)
         remove_tree(state.base)
-        remove_tree(snapshots.store_dir(self.env_dir))  # copies may hold files of subordinate ids
+        remove_tree(envstate.store_dir(self.env_dir))  # copies may hold files of subordinate ids
 
     def info(self) -> dict[str, str]:
         state, extra = self.state, self.settings.extra

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ...shims.marker import ENTRY
 from ...util.shquote import quote as q
 from ..inside import DEFAULT_PATH
 from . import startfile
@@ -31,11 +32,6 @@ from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..envconfig import EnvConfig
-
-# The shims' Python entry (shims/writer.py knows it too, but imports jinja2: not on a shim's path).
-ENTRY = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shims", "entry.py"
-)
 
 
 def root_search_path(cfg: EnvConfig) -> str:
@@ -95,7 +91,7 @@ def _which(name: str) -> str | None:
 
 def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     """The shims' fast path, or None when this machine has neither the compiled starter nor nsenter."""
-    from ... import snapshots
+    from .. import envstate
 
     compiled = startfile.available()
     if compiled:  # it joins too, statically linked: half a millisecond less than nsenter
@@ -130,7 +126,7 @@ _vr_live || {{ [ -e {steps} ] && {q(startfile.STARTER)} {steps} 2>/dev/null && _
 # (namespaces not running and not startable here, or a case it does not handle) and the shim's
 # Python path takes over.
 # Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.
-[ ! -e {q(os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR))} ] || return 0
+[ ! -e {q(envstate.auto_dir(cfg.env_dir))} ] || return 0
 _vr_live() {{
     {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null &&
         [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ]
@@ -196,9 +192,9 @@ def session_script(cfg: EnvConfig) -> str:
     python = [sys.executable, "-I", "-S", ENTRY, "--manage", cfg.env_dir, "session"]
     start = stop = ""
     if not cfg.get_list("on-activate"):
-        from ... import snapshots
+        from .. import envstate
 
-        frozen = os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.FROZEN_FILE)
+        frozen = os.path.join(envstate.store_dir(cfg.env_dir), envstate.FROZEN_FILE)
         start = f"""
     # A frozen env (`venvroot freeze`): Python decides whether the session starts afresh.
     [ ! -e {q(frozen)} ] || exec {" ".join(q(a) for a in python)} "$@"

@@ -92,7 +92,7 @@ def _unpack_stream(stream: IO[bytes], dest: str, shown: str, mode: str, inside: 
     import zlib
 
     try:
-        with tarfile.open(fileobj=stream, mode=mode) as tar:
+        with tarfile.open(fileobj=stream, mode=mode) as tar:  # type: ignore[call-overload]  # a stream mode
             count = _extract(tar, dest, shown, inside)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) and exc.errno:
