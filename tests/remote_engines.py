@@ -9,6 +9,7 @@ first engine's ``docker0`` at start, after which no container of the first engin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -189,40 +190,50 @@ def _stop(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="session", name="engine")
-def engine_fixture(daemon: None, busybox_image: str) -> Iterator[Engine]:
-    """The second engine (with the busybox image loaded) and the sshd in front of it."""
-    if os.getuid() != 0:
-        missing("a second dockerd needs root")
-    need("ip")
-    need("ssh")
+@contextlib.contextmanager
+def second_engine(image: str, with_ssh: bool = True) -> Iterator[Engine]:
+    """The second engine with ``image`` loaded (copied from the first), and the sshd in front of it;
+    everything stopped and removed when the block ends."""
     base = Path(tempfile.mkdtemp(prefix="vr-engine-", dir="/tmp"))
     base.chmod(0o755)
     engine = Engine(base, _free_port())
     bridge = f"vrbr{secrets.token_hex(3)}"
     dockerd = sshd = None
     try:
-        server, _client = make_certs(base)
-        shutil.copytree(_client, engine.certs)
+        server, client = make_certs(base)
+        shutil.copytree(client, engine.certs)
         dockerd = _start_dockerd(base, engine, bridge, server)
-        saved = subprocess.run(
-            ["docker", "save", busybox_image], capture_output=True, check=True, timeout=120
-        )
+        saved = subprocess.run(["docker", "save", image], capture_output=True, check=True, timeout=120)
         subprocess.run(
             ["docker", "-H", engine.unix, "load"], input=saved.stdout, capture_output=True, check=True
         )
-        sshd = _start_sshd(base, engine)
+        if with_ssh:
+            sshd = _start_sshd(base, engine)
         yield engine
     finally:
         if dockerd is not None and dockerd.poll() is None:
             ids = engine.cli("ps", "-aq", check=False).stdout.split()
             if ids:
                 engine.cli("rm", "-f", *ids, check=False)
+            volumes = engine.cli("volume", "ls", "-q", check=False).stdout.split()
+            if volumes:
+                engine.cli("volume", "rm", "-f", *volumes, check=False)
         _stop(sshd)
         _stop(dockerd)
         if engine.ssh_alias:
             Path(f"/etc/ssh/ssh_config.d/{engine.ssh_alias}.conf").unlink(missing_ok=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
-        subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
+        for tree in ("data", "exec"):
+            subprocess.run(["umount", "-R", str(base / tree)], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", name="engine")
+def engine_fixture(daemon: None, busybox_image: str) -> Iterator[Engine]:
+    """The second engine (with the busybox image loaded) and the sshd in front of it, for the session."""
+    if os.getuid() != 0:
+        missing("a second dockerd needs root")
+    need("ip")
+    need("ssh")
+    with second_engine(busybox_image) as engine:
+        yield engine

@@ -55,7 +55,9 @@ def make_env(path: Path, image: str, environ: dict[str, str], *extra: str) -> Pa
 
 @pytest.fixture(scope="module")
 def tls_env(project: Path, busybox_image: str, engine: Engine) -> Path:
-    return make_env(project / "tls", busybox_image, engine.tls_environ())
+    # --remote: 127.0.0.1 is this machine, where the env would get bind mounts and the agent; this
+    # one is made as for a server elsewhere, so its shims speak the Engine API over TLS.
+    return make_env(project / "tls", busybox_image, engine.tls_environ(), "--remote")
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,8 @@ def test_docker_contexts_name_the_engine(
         assert on_engine(engine, env) in ("running", "exited", "created")
         context = extra.get("DOCKER_CONTEXT", "vr-ssh")
         assert cfg_value(env, "docker-engine-source") == f"context {context}"
+        # A loopback address is this machine (bind mounts); an ssh host by name is another one.
+        assert cfg_value(env, "docker-remote") == ("false" if name == "ctx-tls" else "true")
         ran = venvroot("run", str(env), "--", "echo", "hello", env=local_only(), cwd=project)
         assert ran.stdout == "hello\n"
     assert cfg_value(made[0], "docker-host") == engine.tcp
@@ -166,15 +170,15 @@ def mounts_on(engine: Engine, env: Path) -> list[tuple[str, str]]:
     return sorted(tuple(line.split(" ", 1)) for line in found.stdout.splitlines() if line)  # type: ignore[misc]
 
 
-def test_mappings_follow_where_the_engine_is(tls_env: Path, ssh_env: Path, engine: Engine) -> None:
-    # 127.0.0.1 is this machine: bind mounts. An ssh host by name is another one: volumes only.
-    assert cfg_value(tls_env, "docker-remote") == "false"
-    assert ("bind", str(tls_env)) in mounts_on(engine, tls_env)
-    assert cfg_value(ssh_env, "docker-remote") == "true"
-    found = mounts_on(engine, ssh_env)
+def test_remote_envs_get_volumes_and_no_bind_mount(remote_env: Path, engine: Engine) -> None:
+    assert cfg_value(remote_env, "docker-remote") == "true"
+    found = mounts_on(engine, remote_env)
     assert {kind for kind, _ in found} == {"volume"}
-    assert {str(ssh_env.parent), str(ssh_env)} <= {target for _, target in found}
-    assert "mappings         volumes on the engine" in venvroot("info", str(ssh_env), env=local_only()).stdout
+    assert {str(remote_env.parent), str(remote_env)} <= {target for _, target in found}
+    assert not (remote_env / ".venvroot" / "shim.sh").exists()  # no agent: its socket cannot cross machines
+    assert (
+        "mappings         volumes on the engine" in venvroot("info", str(remote_env), env=local_only()).stdout
+    )
 
 
 def test_local_overrides_an_ssh_host_by_name(project: Path, busybox_image: str, engine: Engine) -> None:

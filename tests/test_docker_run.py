@@ -617,7 +617,7 @@ def test_daemon_down_is_one_clear_line_at_create_and_in_a_shim(
         docker("stop", "-t", "1", container_of(env))  # a running agent would need no daemon
         # A shim goes to the env's own engine (recorded at create), whatever DOCKER_HOST says...
         ran = sh(env, "echo works", env=environ)
-        assert (ran.returncode, ran.stdout) == (0, "works\n")
+        assert (ran.returncode, ran.stdout) == (0, "works\n"), ran.stderr
         # ... and says so in one line when that engine is down.
         docker("stop", "-t", "1", container_of(env))
         cfg = env / "venvroot.cfg"

@@ -15,7 +15,7 @@ import os
 
 from ...errors import UsageError
 from . import engine
-from .transport import DEFAULT_HOST, Target, from_environ
+from .address import DEFAULT_HOST, Target, from_environ
 
 # Hosts of this machine: an engine there sees our files, so bind mounts work.
 LOOPBACK = ("localhost", "127.0.0.1", "::1", "ip6-localhost")

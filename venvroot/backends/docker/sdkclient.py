@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from ...errors import VenvrootError
 from . import ssh
-from .transport import Target
+from .address import Target
 
 
 def make_client(target: Target) -> Any:

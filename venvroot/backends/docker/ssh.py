@@ -14,7 +14,7 @@ import _socket
 import os
 import time
 
-from .transport import DaemonUnreachableError, split_hostport
+from .address import DaemonUnreachableError, split_hostport
 
 SSH = "ssh"
 

@@ -14,7 +14,7 @@ import os
 import select
 import ssl
 
-from .transport import DaemonUnreachableError, Target
+from .address import DaemonUnreachableError, Target
 
 _RAW = 262144
 
