@@ -50,6 +50,11 @@ def cmd_create(argv: list[str]) -> int:
     quiet = _quiet(bool(values.pop("quiet", False)))
     verbose = bool(values.pop("verbose", False))
     compat.resolve(values, quiet)
+    remote, local = values.pop("remote", False), values.pop("local", False)
+    if remote and local:
+        raise UsageError("--remote and --local contradict each other: give one")
+    if remote or local:
+        values["mapping"] = "remote" if remote else "local"
     if values.get("prompt") == ".":
         values["prompt"] = os.path.basename(os.getcwd())
     settings = Settings(str(path), None, **{k.replace("-", "_"): v for k, v in values.items()})
@@ -165,6 +170,31 @@ def cmd_destroy(argv: list[str]) -> int:
     env = Environment.open(ns.path)
     env.destroy()
     print(f"destroyed {env.dir}")
+    return 0
+
+
+def cmd_push(argv: list[str]) -> int:
+    return _transfer(
+        "push", "Copy files from this machine into the env's volumes on its remote engine.", argv
+    )
+
+
+def cmd_pull(argv: list[str]) -> int:
+    return _transfer("pull", "Copy files from the env's volumes on its remote engine to this machine.", argv)
+
+
+def _transfer(verb: str, help: str, argv: list[str]) -> int:
+    from ..env.environment import Environment
+
+    p = env_parser(verb, help)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: every mapping)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    ns = p.parse_args(argv)
+    if ns.quiet:
+        from ..util import progress
+
+        progress.set_quiet(True)
+    Environment.open(ns.path).transfer(verb, ns.paths)
     return 0
 
 
@@ -284,6 +314,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "info": cmd_info,
     "reset": cmd_reset,
     "destroy": cmd_destroy,
+    "push": cmd_push,
+    "pull": cmd_pull,
     "snapshot": cmd_snapshot,
     "freeze": cmd_freeze,
     "unfreeze": cmd_unfreeze,
