@@ -187,11 +187,11 @@ def _ids_arg(ids: tuple[int, int] | None) -> str:
 
 def shim_config(cfg: EnvConfig, ids: tuple[int, int] | None) -> bytes:
     """``<env>/.venvroot/shim.cfg``: the host fragment's steps for the compiled shim (shim.c)."""
-    from ... import snapshots
+    from .. import envstate
 
     state = State(cfg.env_dir)
     steps: list[tuple[str, ...]] = [
-        ("auto", os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR)),
+        ("auto", envstate.auto_dir(cfg.env_dir)),
         ("holder", state.holder),
         ("hidden", state.hidden),
         ("start", startfile.STARTER, startfile.path(state)),
