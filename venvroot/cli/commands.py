@@ -15,6 +15,15 @@ if TYPE_CHECKING:
     from ..snapshots.store import Snapshots
 
 
+def _quiet(quiet: bool) -> bool:
+    """``-q``: no progress lines from here on."""
+    if quiet:
+        from ..util import progress
+
+        progress.set_quiet(True)
+    return quiet
+
+
 def cmd_create(argv: list[str]) -> int:
     from ..backends.settings import Settings
     from ..env import compat, config
@@ -38,13 +47,14 @@ def cmd_create(argv: list[str]) -> int:
     for dest, value in ns.items():
         values[dest.replace("_", "-")] = check(dest.replace("_", "-"), value)
     clear = bool(values.pop("clear", False))
-    quiet = bool(values.pop("quiet", False))
+    quiet = _quiet(bool(values.pop("quiet", False)))
     verbose = bool(values.pop("verbose", False))
-    if quiet:
-        from ..util import progress
-
-        progress.set_quiet(True)
     compat.resolve(values, quiet)
+    remote, local = values.pop("remote", False), values.pop("local", False)
+    if remote and local:
+        raise UsageError("--remote and --local contradict each other: give one")
+    if remote or local:
+        values["mapping"] = "remote" if remote else "local"
     if values.get("prompt") == ".":
         values["prompt"] = os.path.basename(os.getcwd())
     settings = Settings(str(path), None, **{k.replace("-", "_"): v for k, v in values.items()})
@@ -163,6 +173,31 @@ def cmd_destroy(argv: list[str]) -> int:
     return 0
 
 
+def cmd_push(argv: list[str]) -> int:
+    return _transfer(
+        "push", "Copy files from this machine into the env's volumes on its remote engine.", argv
+    )
+
+
+def cmd_pull(argv: list[str]) -> int:
+    return _transfer("pull", "Copy files from the env's volumes on its remote engine to this machine.", argv)
+
+
+def _transfer(verb: str, help: str, argv: list[str]) -> int:
+    from ..env.environment import Environment
+
+    p = env_parser(verb, help)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: every mapping)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    ns = p.parse_args(argv)
+    if ns.quiet:
+        from ..util import progress
+
+        progress.set_quiet(True)
+    Environment.open(ns.path).transfer(verb, ns.paths)
+    return 0
+
+
 def cmd_snapshot(argv: list[str]) -> int:
     from ..env.environment import Environment
     from ..snapshots import rules
@@ -170,11 +205,7 @@ def cmd_snapshot(argv: list[str]) -> int:
     from ..util.progress import human_size
 
     ns = snapshot_parser().parse_args(argv)
-    quiet = getattr(ns, "quiet", False)
-    if quiet:
-        from ..util import progress
-
-        progress.set_quiet(True)
+    quiet = _quiet(getattr(ns, "quiet", False))
     env = Environment.open(ns.path)
     snaps = Snapshots(env)
     if ns.action == "create":
@@ -251,10 +282,13 @@ def cmd_freeze(argv: list[str]) -> int:
         "and new snapshots are refused until `venvroot unfreeze`.",
     )
     p.add_argument("--name", help="name of the base snapshot (default: frozen-N)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no report")
     ns = p.parse_args(argv)
+    _quiet(ns.quiet)
     env = Environment.open(ns.path)
     snap = freeze(Snapshots(env), ns.name)
-    print(f"froze {env.dir} at snapshot {snap.name} ({snap.id})")
+    if not ns.quiet:
+        print(f"froze {env.dir} at snapshot {snap.name} ({snap.id})")
     return 0
 
 
@@ -280,6 +314,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "info": cmd_info,
     "reset": cmd_reset,
     "destroy": cmd_destroy,
+    "push": cmd_push,
+    "pull": cmd_pull,
     "snapshot": cmd_snapshot,
     "freeze": cmd_freeze,
     "unfreeze": cmd_unfreeze,

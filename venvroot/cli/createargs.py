@@ -98,6 +98,20 @@ OPTIONS: tuple[tuple[str, tuple[str, ...], str, str | None, str], ...] = (
     (VENVROOT, ("--on-activate",), "append", "CMD", "run CMD inside at activation"),
     (VENVROOT, ("--on-deactivate",), "append", "CMD", "run CMD inside at deactivation"),
     (VENVROOT, ("--hostname",), "store", None, "hostname inside (an FQDN sets the domain name too)"),
+    (
+        VENVROOT,
+        ("--remote",),
+        "store_true",
+        None,
+        "docker: the engine is not on this machine (volumes, push/pull)",
+    ),
+    (
+        VENVROOT,
+        ("--local",),
+        "store_true",
+        None,
+        "docker: the engine sees this machine's files (bind mounts)",
+    ),
     (VENVROOT, ("--config",), "store", "FILE", "TOML defaults (default: ./{config})"),
 )
 

@@ -131,6 +131,17 @@ class Environment:
     def reset(self) -> None:
         self.backend.reset()
 
+    def transfer(self, direction: str, paths: list[str]) -> None:
+        """``push`` (this machine to the env) or ``pull`` ``paths`` (default: every mapping): for an
+        env whose engine cannot see this machine's files."""
+        copy = getattr(self.backend, "transfer", None)
+        if copy is None:
+            raise UsageError(
+                f"venvroot {direction}: the {self.settings.backend} backend sees your files directly; "
+                "there is nothing to copy"
+            )
+        copy(direction, paths)
+
     def destroy(self) -> None:
         """Stop everything the environment runs and remove everything it made."""
         from ..util import filetree

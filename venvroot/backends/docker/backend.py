@@ -25,9 +25,9 @@ from ..base import Backend as BaseBackend
 from ..envconfig import EnvConfig
 from ..inside import DEFAULT_PATH
 from ..mapping import UserSpec
-from . import agentpath, baseimage, images, layout, mounts, session
+from . import agentpath, baseimage, endpoint, images, layout, mounts, session
 from .container import ensure_running
-from .engine import Connection, encode, error_message
+from .engine import Connection, encode, error_message, use
 from .run import Usage, live_sessions
 
 # The main process without the agent: waits on a stdin that never delivers, leaves on SIGTERM.
@@ -57,14 +57,35 @@ class Backend(BaseBackend):
         return self.settings.extra.get(layout.CFG_CONTAINER) or layout.container_name(self.env_dir)
 
     @cached_property
-    def client(self) -> Any:
-        import docker
+    def endpoint(self) -> endpoint.Endpoint:
+        """The env's engine: the one recorded at create, else (creating) the one the docker CLI
+        would use now. Every Engine API call of this process goes there."""
+        found = endpoint.recorded(self.settings.extra)
+        if found is None:
+            found = endpoint.resolve()
+            found.record(self.settings.extra)
+        use(found.target)
+        return found
 
-        ping()  # the stdlib client's messages are the clear ones
-        try:
-            return docker.from_env()
-        except docker.errors.DockerException as exc:
-            raise VenvrootError(f"cannot use the Docker daemon: {exc}") from None
+    @property
+    def remote(self) -> bool:
+        """Whether the engine cannot see this machine's files: nothing is bound from here then."""
+        recorded = self.settings.extra.get(layout.CFG_REMOTE)
+        if recorded:
+            return recorded == "true"
+        mapping = self.settings.mapping
+        if mapping not in (None, "remote", "local"):
+            raise UsageError(
+                f"mapping {mapping!r}: expected 'remote', 'local' or None (decided by the engine)"
+            )
+        return mapping == "remote" or (mapping is None and not self.endpoint.is_local())
+
+    @cached_property
+    def client(self) -> Any:
+        ping(self.endpoint)  # the stdlib client's messages are the clear ones
+        from .sdkclient import make_client
+
+        return make_client(self.endpoint.target)
 
     # -- create ----------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -115,6 +136,7 @@ class Backend(BaseBackend):
             handle.write(encode(self._container_spec(base, account)))
         extra = self.settings.extra
         extra[layout.CFG_CONTAINER] = self.container
+        extra[layout.CFG_REMOTE] = "true" if self.remote else "false"
         extra["docker-image-id"] = self._image.id
         extra["docker-base-image"] = base
         image_path = baseimage.env_value(self._image.attrs, "PATH") or DEFAULT_PATH
@@ -123,7 +145,8 @@ class Backend(BaseBackend):
             extra[layout.CFG_USER] = account.user_spec
             extra[layout.CFG_LOGIN] = account.name
             extra[layout.CFG_HOME] = account.home
-        agentpath.write_fragment(self._cfg())
+        if not self.remote:  # the agent's socket in the env directory cannot cross machines
+            agentpath.write_fragment(self._cfg())
         self._use()
         self._setup_python()
 
@@ -137,8 +160,15 @@ class Backend(BaseBackend):
     def _container_spec(self, base: str, account: users.Account) -> dict:
         short, _, domain = (self.settings.hostname or os.uname().nodename).partition(".")
         caller = UserSpec.parse(self.settings.user).is_caller
+        if self.remote:
+            labels = {layout.LABEL_ENV: self.env_dir, layout.LABEL_OWNER: baseimage.login_name()}
+            binds = mounts.remote_mounts(
+                self.env_dir, self.settings.directory, self.container, account.home, labels
+            )
+        else:
+            binds = mounts.container_mounts(self.env_dir, self.settings.directory)
         host_config: dict[str, Any] = {
-            "Mounts": mounts.container_mounts(self.env_dir, self.settings.directory),
+            "Mounts": binds,
             "Init": True,  # reaps what programs leave behind, passes SIGTERM to the keeper
             "RestartPolicy": {"Name": "no"},
         }
@@ -157,6 +187,8 @@ class Backend(BaseBackend):
             "Labels": self.labels() | {layout.LABEL_ROLE: "container"},
             "HostConfig": host_config,
         }
+        if self.remote:
+            return spec
         return agentpath.with_agent(spec, self.state, account, caller, self.settings.persistent)
 
     def _setup_python(self) -> None:
@@ -191,7 +223,7 @@ class Backend(BaseBackend):
         if getattr(self, "_usage", None) is None:
             self._usage = Usage(self.state, persistent=self.settings.persistent)
             atexit.register(self._release)
-        conn = Connection()
+        conn = Connection(self.endpoint.target)
         try:
             ensure_running(conn, self.container, self.state)
         except VenvrootError as exc:
@@ -220,6 +252,10 @@ class Backend(BaseBackend):
 
     def programs_to_link(self) -> list[str]:
         """The env's own programs (the Python venv's ``bin``: python, pip, console scripts)."""
+        if self.remote:
+            from .transfer import remote_programs
+
+            return remote_programs(self.client, self.container, os.path.join(self.env_dir, "bin"))
         state = self.state
         try:
             mtime = os.stat(state.inner_bin).st_mtime_ns
@@ -237,6 +273,19 @@ class Backend(BaseBackend):
         with open(state.synced, "w", encoding="ascii") as handle:
             handle.write(f"{mtime}\n")
         return found
+
+    def transfer(self, direction: str, paths: list[str]) -> None:
+        """``venvroot push``/``pull``: copy files between this machine and the env's volumes."""
+        if not self.remote:
+            raise UsageError(
+                f"venvroot {direction}: {self.env_dir} uses bind mounts (its engine sees this machine's "
+                "files), so there is nothing to copy"
+            )
+        from . import transfer
+
+        self._use()
+        maps = mounts.transfer_maps(self.env_dir, self.settings.directory)
+        transfer.copy(self.client, self.container, self.env_dir, maps, direction, paths)
 
     # -- sessions --------------------------------------------------------------------------
     def session_start(self, shell_pid: int) -> None:
@@ -273,6 +322,9 @@ class Backend(BaseBackend):
     def destroy(self) -> None:
         """Remove the env's containers, its snapshots and every image it made."""
         images.remove_containers(self)
+        from .transfer import remove_volumes
+
+        remove_volumes(self.client, self.env_dir)
         envstate.remove_all(self.env_dir)
         images.remove_all(self)
 
@@ -295,7 +347,11 @@ class Backend(BaseBackend):
         """Nothing to undo: the container keeps its state and now keeps it past the session."""
 
     def info(self) -> dict[str, str]:
-        facts = {"container": self.container}
+        facts = {
+            "engine": self.endpoint.describe(),
+            "mappings": "volumes on the engine (venvroot push/pull)" if self.remote else "bind mounts",
+            "container": self.container,
+        }
         try:
             found = images.find_container(self)
         except VenvrootError as exc:
@@ -309,8 +365,8 @@ class Backend(BaseBackend):
         return facts
 
 
-def ping() -> None:
-    with Connection() as conn:
+def ping(where: endpoint.Endpoint) -> None:
+    with Connection(where.target) as conn:
         status, data = conn.request("GET", "/_ping")
     if status != 200:
         raise VenvrootError(

@@ -27,7 +27,7 @@ from ..activations import process_start_time
 from ..envconfig import EnvConfig
 from . import layout
 from .container import ensure_running, stop_container
-from .engine import Connection, EngineError, quote_path
+from .engine import Connection, EngineError, quote_path, use_cfg
 from .process import RemoteProcess, exec_body
 from .run import (
     exec_failure,
@@ -60,6 +60,7 @@ def container_of(cfg: EnvConfig) -> str:
 
 
 def start(cfg: EnvConfig, shell_pid: int) -> None:
+    use_cfg(cfg)
     state = layout.StateDir(cfg.env_dir)
     os.makedirs(state.sessions, exist_ok=True)
     started = process_start_time(shell_pid)
@@ -82,6 +83,7 @@ def start(cfg: EnvConfig, shell_pid: int) -> None:
 
 
 def stop(cfg: EnvConfig, shell_pid: int, out_fd: int = 1, err_fd: int = 2) -> None:
+    use_cfg(cfg)
     state = layout.StateDir(cfg.env_dir)
     with _locked(_registry_lock(state), fcntl.LOCK_EX):
         try:
@@ -157,8 +159,9 @@ def run_inside(
     """Run ``argv`` in the (running) container with no stdin; return once it has exited, even if
     something it started in the background keeps running (and its output open). ``cwd``: inside
     path (default: the current directory, mapped)."""
+    use_cfg(cfg)
     if cwd is None:
-        cwd = inside_cwd(cfg.env_dir, cfg.get_list("directory"))
+        cwd = inside_cwd(cfg.env_dir, cfg.get_list("directory"), cfg.get_bool(layout.CFG_REMOTE))
     body = exec_body(
         argv,
         env_dir=cfg.env_dir,

@@ -165,6 +165,7 @@ class Backend(BaseBackend):
         if fragment is not None:
             with open(self.state.fastpath, "w", encoding="utf-8") as handle:
                 handle.write(fragment)
+        fastpath.write_compiled_shim(cfg, switch_ids(cfg))  # before any shim: they name it
         hook = f"{self.env_dir}/bin/{writer.SESSION_HOOK}"
         with open(hook, "w", encoding="utf-8") as handle:
             handle.write(fastpath.session_script(cfg))
@@ -380,7 +381,13 @@ class Backend(BaseBackend):
         facts["namespaces"] = f"running (holder pid {found[0]})" if found else "not running"
         facts["activated shells"] = str(len(holder.live_shells(state)))
         facts["env python"] = extra.get(CFG_PYTHON, "none (the root has no Python)")
-        facts["shim fast path"] = "nsenter" if os.path.exists(state.fastpath) else "none (no nsenter)"
+        facts["shim fast path"] = (
+            "compiled shim"
+            if os.path.exists(state.shim_cfg)
+            else "sh"
+            if os.path.exists(state.fastpath)
+            else "none (no nsenter)"
+        )
         uid, _gid = runner_ids(self.cfg())
         facts["user inside"] = (
             extra.get(CFG_LOGIN) or f"the caller (uid {os.getuid() if uid is None else uid})"
