@@ -166,9 +166,10 @@ def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
     time.sleep(0.2)  # the kernel releases the last mounts after the process is reaped
 
 
-def cold_calls(
-    rows: dict[str, Path], runs: int
-) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
+ByStarter = dict[str, dict[str, list[float]]]  # row -> starter -> seconds of each call
+
+
+def cold_calls(rows: dict[str, Path], runs: int) -> tuple[dict[str, float], ByStarter]:
     """Median seconds of a shim call of each row, every call made once the namespaces have ended by
     themselves (``LINGER`` after their last use, as a real cold start comes; one env after the
     other, so that no env's end overlaps another's start), and the seconds of each call by the
