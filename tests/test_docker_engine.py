@@ -10,7 +10,7 @@ import socket
 import pytest
 from docker_helpers import daemon_fixture  # noqa: F401 - the daemon fixture
 
-from venvroot.backends.docker import engine, layout
+from venvroot.backends.docker import engine, layout, ssh, transport
 from venvroot.backends.docker.engine import Connection, DaemonUnreachableError, EngineError
 
 SAMPLES = [
@@ -63,16 +63,24 @@ def test_requests_and_errors_against_the_daemon(daemon: None) -> None:
 
 
 def test_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    assert engine.daemon_address() == (socket.AF_UNIX, "/var/run/docker.sock", "unix:///var/run/docker.sock")
-    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
-    assert engine.daemon_address()[1] == "/run/user/1000/docker.sock"
+    for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    assert transport.from_environ().host == "unix:///var/run/docker.sock"
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.1.2.3:2375")
-    assert engine.daemon_address()[:2] == (socket.AF_INET, ("10.1.2.3", 2375))
-    for unsupported in ("ssh://me@box", "npipe:////./pipe/docker_engine"):
-        monkeypatch.setenv("DOCKER_HOST", unsupported)
-        with pytest.raises(DaemonUnreachableError, match="is not supported"):
-            engine.daemon_address()
+    assert not transport.from_environ().tls
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", "/certs")
+    found = transport.from_environ()
+    assert (found.host, found.tls_dir, found.verify) == ("tcp://10.1.2.3:2375", "/certs", True)
+    argv = ssh.ssh_argv("ssh://me@box:2222")
+    assert argv[0] == "ssh" and "-T" in argv and argv[argv.index("-l") + 1] == "me"
+    assert argv[argv.index("-p") + 1] == "2222"
+    assert argv[-4:] == ["box", "docker", "system", "dial-stdio"]
+    assert "-l" not in ssh.ssh_argv("ssh://box") and "-p" not in ssh.ssh_argv("ssh://box")
+    with pytest.raises(DaemonUnreachableError, match="is not supported"):
+        transport.connect(transport.Target("npipe:////./pipe/docker_engine"))
+    with pytest.raises(DaemonUnreachableError, match="bad port"):
+        ssh.ssh_argv("ssh://me@box:22x")
 
 
 def test_tcp_without_a_daemon_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

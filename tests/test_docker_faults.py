@@ -96,3 +96,27 @@ def test_a_shim_killed_with_sigkill_leaves_no_program_running(make_env, persiste
     started = time.monotonic()
     out = subprocess.run([str(env / "bin" / "sh"), "-c", "exit 7"], timeout=60)
     assert out.returncode == 7 and time.monotonic() - started < 30
+
+
+def test_a_host_mount_gone_since_the_container_was_made_does_not_keep_it_from_starting(make_env) -> None:
+    """The host view binds every host mount point; one unmounted meanwhile (a removable disk) is
+    dropped when the container next starts, and the rest of the env is as it was."""
+    point = Path(tempfile.mkdtemp(prefix="venvroot-gone-mount-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "gone", str(point)], check=True)
+    try:
+        env = make_env("mounts", "--persistent")
+        name = container_of(env)
+        out = subprocess.run(
+            [str(env / "bin" / "sh"), "-c", f"ls -d /r{point}"], capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr.decode()  # the mount point is in the host view
+        docker("stop", "-t", "0", name)
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+        point.rmdir()
+    out = subprocess.run(
+        [str(env / "bin" / "sh"), "-c", f"echo back; ls -d /r{point} 2>/dev/null"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (out.returncode, out.stdout, out.stderr) == (1, "back\n", "")
+    assert container_state(name) == "running"

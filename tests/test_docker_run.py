@@ -615,13 +615,27 @@ def test_daemon_down_is_one_clear_line_at_create_and_in_a_shim(
         assert "is dockerd running?" in one_line(made)
         assert not path.exists()
         docker("stop", "-t", "1", container_of(env))  # a running agent would need no daemon
-        ran = sh(env, "echo never", env=environ)
-        assert ran.returncode == 1 and ran.stdout == ""
-        assert one_line(ran).startswith(f"venvroot: cannot reach the Docker daemon at {host}")
+        # A shim goes to the env's own engine (recorded at create), whatever DOCKER_HOST says...
+        ran = sh(env, "echo works", env=environ)
+        assert (ran.returncode, ran.stdout) == (0, "works\n"), ran.stderr
+        # ... and says so in one line when that engine is down.
+        docker("stop", "-t", "1", container_of(env))
+        cfg = env / "venvroot.cfg"
+        saved = cfg.read_text()
+        try:
+            cfg.write_text(
+                saved.replace("docker-host = unix:///var/run/docker.sock", f"docker-host = {host}")
+            )
+            ran = sh(env, "echo never")
+            assert ran.returncode == 1 and ran.stdout == ""
+            assert one_line(ran).startswith(f"venvroot: cannot reach the Docker daemon at {host}")
+        finally:
+            cfg.write_text(saved)
 
 
-def test_unsupported_docker_host_is_named(env: Path) -> None:
-    docker("stop", "-t", "1", container_of(env))  # a running agent would need no daemon
-    ran = sh(env, "true", env={**os.environ, "DOCKER_HOST": "ssh://user@box"})
-    assert ran.returncode == 1
-    assert "DOCKER_HOST=ssh://user@box is not supported" in one_line(ran)
+def test_unsupported_docker_host_is_named(project: Path, busybox_image: str) -> None:
+    path = project / "npipe"
+    environ = {**os.environ, "DOCKER_HOST": "npipe:////./pipe/docker_engine"}
+    made = venvroot(str(path), "--backend", "docker", "--image", busybox_image, env=environ, check=False)
+    assert made.returncode == 1 and not path.exists()
+    assert "DOCKER_HOST=npipe:////./pipe/docker_engine is not supported" in one_line(made)

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, object] = {
     "system_site_packages": False,
     "pip": None,
     "no_vcs_ignore": False,
+    "mapping": None,
 }
 
 
@@ -63,6 +64,9 @@ class Settings:
     system_site_packages: bool
     pip: str | None  # None (virtualenv's embedded pip), "none", "latest" or a version
     no_vcs_ignore: bool
+    # docker: "remote" (named volumes, nothing bound from this machine), "local" (bind mounts), or
+    # None: decided by where the engine is (--remote / --local).
+    mapping: str | None
     # Backend-owned facts recorded at create time (e.g. the root layer in use).
     extra: dict[str, str]
 

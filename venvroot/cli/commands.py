@@ -12,7 +12,16 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-    from ..snapshots import Snapshots
+    from ..snapshots.store import Snapshots
+
+
+def _quiet(quiet: bool) -> bool:
+    """``-q``: no progress lines from here on."""
+    if quiet:
+        from ..util import progress
+
+        progress.set_quiet(True)
+    return quiet
 
 
 def cmd_create(argv: list[str]) -> int:
@@ -38,13 +47,14 @@ def cmd_create(argv: list[str]) -> int:
     for dest, value in ns.items():
         values[dest.replace("_", "-")] = check(dest.replace("_", "-"), value)
     clear = bool(values.pop("clear", False))
-    quiet = bool(values.pop("quiet", False))
+    quiet = _quiet(bool(values.pop("quiet", False)))
     verbose = bool(values.pop("verbose", False))
-    if quiet:
-        from ..util import progress
-
-        progress.set_quiet(True)
     compat.resolve(values, quiet)
+    remote, local = values.pop("remote", False), values.pop("local", False)
+    if remote and local:
+        raise UsageError("--remote and --local contradict each other: give one")
+    if remote or local:
+        values["mapping"] = "remote" if remote else "local"
     if values.get("prompt") == ".":
         values["prompt"] = os.path.basename(os.getcwd())
     settings = Settings(str(path), None, **{k.replace("-", "_"): v for k, v in values.items()})
@@ -130,11 +140,12 @@ def cmd_sync(argv: list[str]) -> int:
 
 def cmd_info(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots import rules
+    from ..snapshots.store import Snapshots
 
     ns = env_parser("info", "Show the environment's settings and state.").parse_args(argv)
     env = Environment.open(ns.path)
-    rows = env.info() + Snapshots(env).info()
+    rows = env.info() + Snapshots(env).info() + rules.info(env.settings.extra)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
@@ -143,7 +154,7 @@ def cmd_info(argv: list[str]) -> int:
 
 def cmd_reset(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots.store import Snapshots
 
     ns = env_parser(
         "reset", "Stop the environment and discard changes to its root (or go back to its frozen state)."
@@ -162,16 +173,39 @@ def cmd_destroy(argv: list[str]) -> int:
     return 0
 
 
-def cmd_snapshot(argv: list[str]) -> int:
-    from ..env.environment import Environment
-    from ..snapshots import Snapshots, human_size
+def cmd_push(argv: list[str]) -> int:
+    return _transfer(
+        "push", "Copy files from this machine into the env's volumes on its remote engine.", argv
+    )
 
-    ns = snapshot_parser().parse_args(argv)
-    quiet = getattr(ns, "quiet", False)
-    if quiet:
+
+def cmd_pull(argv: list[str]) -> int:
+    return _transfer("pull", "Copy files from the env's volumes on its remote engine to this machine.", argv)
+
+
+def _transfer(verb: str, help: str, argv: list[str]) -> int:
+    from ..env.environment import Environment
+
+    p = env_parser(verb, help)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: every mapping)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    ns = p.parse_args(argv)
+    if ns.quiet:
         from ..util import progress
 
         progress.set_quiet(True)
+    Environment.open(ns.path).transfer(verb, ns.paths)
+    return 0
+
+
+def cmd_snapshot(argv: list[str]) -> int:
+    from ..env.environment import Environment
+    from ..snapshots import rules
+    from ..snapshots.store import Snapshots
+    from ..util.progress import human_size
+
+    ns = snapshot_parser().parse_args(argv)
+    quiet = _quiet(getattr(ns, "quiet", False))
     env = Environment.open(ns.path)
     snaps = Snapshots(env)
     if ns.action == "create":
@@ -190,10 +224,10 @@ def cmd_snapshot(argv: list[str]) -> int:
     elif ns.off:
         if ns.pattern is not None or ns.name is not None:
             raise UsageError("--off takes no --pattern or --name")
-        print(f"{snaps.configure(ns.program, None, None, off=True)}: no automatic snapshots any more")
+        print(f"{rules.configure(env, ns.program, None, None, off=True)}: no automatic snapshots any more")
     else:
-        program = snaps.configure(ns.program, ns.pattern, ns.name)
-        pattern, template = snaps.rules()[program]
+        program = rules.configure(env, ns.program, ns.pattern, ns.name)
+        pattern, template = rules.rules(env.settings.extra)[program]
         print(f"{program}: a snapshot named {template} before each call whose arguments match /{pattern}/")
         shim = f"{env.dir}/bin/{program}"
         if not os.path.isfile(shim):
@@ -239,7 +273,8 @@ def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None
 
 def cmd_freeze(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots.freeze import freeze
+    from ..snapshots.store import Snapshots
 
     p = env_parser(
         "freeze",
@@ -247,20 +282,24 @@ def cmd_freeze(argv: list[str]) -> int:
         "and new snapshots are refused until `venvroot unfreeze`.",
     )
     p.add_argument("--name", help="name of the base snapshot (default: frozen-N)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no report")
     ns = p.parse_args(argv)
+    _quiet(ns.quiet)
     env = Environment.open(ns.path)
-    snap = Snapshots(env).freeze(ns.name)
-    print(f"froze {env.dir} at snapshot {snap.name} ({snap.id})")
+    snap = freeze(Snapshots(env), ns.name)
+    if not ns.quiet:
+        print(f"froze {env.dir} at snapshot {snap.name} ({snap.id})")
     return 0
 
 
 def cmd_unfreeze(argv: list[str]) -> int:
     from ..env.environment import Environment
-    from ..snapshots import Snapshots
+    from ..snapshots.freeze import unfreeze
+    from ..snapshots.store import Snapshots
 
     ns = env_parser("unfreeze", "Let changes to the environment last again.").parse_args(argv)
     env = Environment.open(ns.path)
-    snap = Snapshots(env).unfreeze()
+    snap = unfreeze(Snapshots(env))
     print(f"unfroze {env.dir} (its base stays as snapshot {snap.name})")
     return 0
 
@@ -275,6 +314,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "info": cmd_info,
     "reset": cmd_reset,
     "destroy": cmd_destroy,
+    "push": cmd_push,
+    "pull": cmd_pull,
     "snapshot": cmd_snapshot,
     "freeze": cmd_freeze,
     "unfreeze": cmd_unfreeze,

@@ -87,7 +87,7 @@ OPTIONS: tuple[tuple[str, tuple[str, ...], str, str | None, str], ...] = (
         ("--root",),
         "store",
         None,
-        "ns root: a directory, a tarball or docker:IMAGE (default: the host, CoW)",
+        "ns root: a directory, a tarball, docker:IMAGE or debian:SUITE (default: the host, CoW)",
     ),
     (VENVROOT, ("--image",), "store", None, "docker image for --backend docker"),
     (VENVROOT, ("--user",), "store", None, "root, or [system:][ID:]NAME (default: you)"),
@@ -98,6 +98,20 @@ OPTIONS: tuple[tuple[str, tuple[str, ...], str, str | None, str], ...] = (
     (VENVROOT, ("--on-activate",), "append", "CMD", "run CMD inside at activation"),
     (VENVROOT, ("--on-deactivate",), "append", "CMD", "run CMD inside at deactivation"),
     (VENVROOT, ("--hostname",), "store", None, "hostname inside (an FQDN sets the domain name too)"),
+    (
+        VENVROOT,
+        ("--remote",),
+        "store_true",
+        None,
+        "docker: the engine is not on this machine (volumes, push/pull)",
+    ),
+    (
+        VENVROOT,
+        ("--local",),
+        "store_true",
+        None,
+        "docker: the engine sees this machine's files (bind mounts)",
+    ),
     (VENVROOT, ("--config",), "store", "FILE", "TOML defaults (default: ./{config})"),
 )
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 VERBS = (
-    "create", "run", "shell", "link", "unlink", "sync", "info", "reset", "destroy",
+    "create", "run", "shell", "link", "unlink", "sync", "info", "reset", "destroy", "push", "pull",
     "snapshot", "freeze", "unfreeze", "chroot",
 )  # fmt: skip
 

@@ -8,9 +8,11 @@ from functools import cached_property
 
 from ..backends import load_backend
 from ..backends.envconfig import CFG_NAME
+from ..backends.envstate import frozen_id
 from ..backends.settings import Settings
 from ..errors import UsageError, VenvrootError
 from ..shims import writer
+from ..shims.marker import is_shim
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,18 +95,52 @@ class Environment:
     def run(self, argv: list[str]) -> int:
         """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too):
         with the ns backend this process becomes the program. Run a shim to keep the caller."""
-        from . import launch
+        from ..backends import envconfig
+        from ..backends.ns import rangehint
+        from ..snapshots import rules
 
-        return launch.run(self.dir, argv[0], argv[1:])
+        rules.apply(self, argv[0], argv[1:])
+        cfg = envconfig.read(self.dir)
+        rangehint.watch(cfg, argv[0])  # apt failing for want of subordinate ids: say so
+        module = __import__(f"venvroot.backends.{self.settings.backend}.run", fromlist=["run"])
+        return module.run(cfg, argv[0], argv[1:])
+
+    def resync_shims(self, before: set[str]) -> None:
+        """Shims follow the env's programs after its Python packages changed under them (a restore,
+        a frozen env's session): those of programs now gone go, new ones come."""
+        after = set(self.backend.programs_to_link())
+        kept = {writer.shim_name(p) for p in [*self.settings.link, *after]}
+        for program in before - after:
+            name = writer.shim_name(program)
+            shim = f"{self.dir}/bin/{name}"
+            if name not in kept and is_shim(shim):
+                os.unlink(shim)
+        self.sync()
 
     def session(self, action: str, shell_pid: int) -> None:
+        """An activated shell starts or ends; a frozen env's packages go back to its base then, and
+        its shims follow."""
+        before = set(self.backend.programs_to_link()) if frozen_id(self.dir) else None
         if action == "start":
             self.backend.session_start(shell_pid)
         else:
             self.backend.session_stop(shell_pid)
+        if before is not None:
+            self.resync_shims(before)
 
     def reset(self) -> None:
         self.backend.reset()
+
+    def transfer(self, direction: str, paths: list[str]) -> None:
+        """``push`` (this machine to the env) or ``pull`` ``paths`` (default: every mapping): for an
+        env whose engine cannot see this machine's files."""
+        copy = getattr(self.backend, "transfer", None)
+        if copy is None:
+            raise UsageError(
+                f"venvroot {direction}: the {self.settings.backend} backend sees your files directly; "
+                "there is nothing to copy"
+            )
+        copy(direction, paths)
 
     def destroy(self) -> None:
         """Stop everything the environment runs and remove everything it made."""

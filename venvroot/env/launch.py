@@ -11,9 +11,10 @@ import os
 import sys
 
 from ..backends import envconfig
+from ..backends.envstate import AUTO_KEY
+from ..backends.ns import rangehint
+from ..backends.ns.layout import BRAIN
 from ..errors import VenvrootError
-
-BRAIN = "--brain"  # entry.py ENV... as the brain of a compiled ns start (backends/ns/brain.py)
 
 
 def main(argv: list[str]) -> int:
@@ -65,11 +66,10 @@ def run(env_dir: str, program: str, args: list[str]) -> int:
             f"the environment {env_dir} is gone (moved or removed): its shims hold the path it was made at, "
             "as virtualenv's do; move it back there, or make a new one with `venvroot PATH`"
         ) from None
-    for key in cfg.values:
-        if key.startswith("auto-snapshot."):  # `venvroot snapshot configure`: maybe a snapshot first
-            from ..snapshots import auto_snapshot
+    if any(key.startswith(AUTO_KEY) for key in cfg.values):  # `venvroot snapshot configure`
+        from .environment import Environment
 
-            auto_snapshot(cfg, program, args)
-            break
+        return Environment.open(env_dir).run([program, *args])
+    rangehint.watch(cfg, program)  # apt failing for want of subordinate ids: say so
     module = __import__(f"venvroot.backends.{cfg.backend}.run", fromlist=["run"])
     return module.run(cfg, program, args)

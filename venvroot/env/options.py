@@ -122,6 +122,8 @@ OPTIONS: dict[str, Option] = {
         Option("on-activate", list, check_nonempty),
         Option("on-deactivate", list, check_nonempty),
         Option("hostname", str, check_hostname),
+        Option("remote", bool),
+        Option("local", bool),
         Option("prompt", str),
         Option("activators", list),
         Option("python", str, check_nonempty),

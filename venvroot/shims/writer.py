@@ -8,11 +8,10 @@ import sys
 from ..errors import UsageError
 from ..util import templates
 from ..util.shquote import quote
+from .marker import ENTRY, is_shim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ENTRY = os.path.join(HERE, "entry.py")
 SESSION_HOOK = ".venvroot-session"
-MARK = "# venvroot shim:"
 # The compiled shims' interpreter, where the backend put one in bin/ (the ns backend's layout.py).
 COMPILED = ".venvroot-shim"
 # Files the environment itself owns in bin/: a shim must never replace them.
@@ -66,15 +65,6 @@ def write_shim(env_dir: str, program: str) -> str:
 def write_manage_script(env_dir: str, name: str, verb: str) -> str:
     """``bin/destroy`` and the session hook: run a management verb of this environment."""
     return _render("manage.tmpl", env_dir, name, verb=verb, activation_hook=verb == "session")
-
-
-def is_shim(path: str) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            handle.readline()
-            return handle.readline().startswith(MARK)
-    except OSError:
-        return False
 
 
 def remove_shim(env_dir: str, program: str) -> str:

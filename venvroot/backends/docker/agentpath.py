@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from ...shims.marker import ENTRY
 from ...util.shquote import quote as q
 from ..inside import DEFAULT_PATH
 from . import layout
@@ -22,7 +23,6 @@ from . import layout
 HERE = os.path.dirname(os.path.abspath(__file__))
 BINARY = os.path.join(HERE, "agent")  # compiled at install; absent without a C compiler
 INSIDE_PATH = "/.venvroot/agent"  # where the container sees its agent
-ENTRY = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shims", "entry.py")
 # A non-persistent env's container outlives its last program by this much (seconds), so that a
 # run of shims (make calling a shimmed compiler) starts it once.
 LINGER = 3
@@ -111,9 +111,9 @@ def write_fragment(cfg: EnvConfig) -> None:
     state = layout.StateDir(cfg.env_dir)
     fragment = os.path.join(cfg.env_dir, ".venvroot", "shim.sh")
     argv = " ".join(q(a) for a in client_argv(cfg, sys.executable))
-    from ... import snapshots
+    from .. import envstate
 
-    auto = os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR)
+    auto = envstate.auto_dir(cfg.env_dir)
     text = (
         "# venvroot docker fast path: the agent in the env's container runs the program.\n"
         "# Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.\n"

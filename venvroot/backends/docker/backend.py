@@ -13,31 +13,25 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import os
 import stat
-import tarfile
 import tempfile
-import time
 from functools import cached_property
 from typing import Any
 
-from ... import snapshots
 from ...errors import UsageError, VenvrootError
-from .. import users
+from .. import envstate, users
 from ..base import Backend as BaseBackend
 from ..envconfig import EnvConfig
 from ..inside import DEFAULT_PATH
 from ..mapping import UserSpec
-from . import agentpath, layout, mounts, session
+from . import agentpath, baseimage, endpoint, images, layout, mounts, session
 from .container import ensure_running
-from .engine import Connection, encode, error_message, loads
+from .engine import Connection, encode, error_message, use
 from .run import Usage, live_sessions
 
 # The main process without the agent: waits on a stdin that never delivers, leaves on SIGTERM.
 KEEPER = 'trap "exit 0" TERM INT HUP; while read -r _; do :; done'
-# Snapshots stack image layers; past this depth a new snapshot starts no new stack (see _rebase).
-MAX_LAYERS = 100
 # Exit 0 when $1 (a name looked up on PATH, or a path) is an executable file.
 FIND_PROGRAM = (
     'case $1 in */*) [ -f "$1" ] && [ -x "$1" ]; exit ;; esac; set -f; IFS=:; '
@@ -63,14 +57,35 @@ class Backend(BaseBackend):
         return self.settings.extra.get(layout.CFG_CONTAINER) or layout.container_name(self.env_dir)
 
     @cached_property
-    def client(self) -> Any:
-        import docker
+    def endpoint(self) -> endpoint.Endpoint:
+        """The env's engine: the one recorded at create, else (creating) the one the docker CLI
+        would use now. Every Engine API call of this process goes there."""
+        found = endpoint.recorded(self.settings.extra)
+        if found is None:
+            found = endpoint.resolve()
+            found.record(self.settings.extra)
+        use(found.target)
+        return found
 
-        ping()  # the stdlib client's messages are the clear ones
-        try:
-            return docker.from_env()
-        except docker.errors.DockerException as exc:
-            raise VenvrootError(f"cannot use the Docker daemon: {exc}") from None
+    @property
+    def remote(self) -> bool:
+        """Whether the engine cannot see this machine's files: nothing is bound from here then."""
+        recorded = self.settings.extra.get(layout.CFG_REMOTE)
+        if recorded:
+            return recorded == "true"
+        mapping = self.settings.mapping
+        if mapping not in (None, "remote", "local"):
+            raise UsageError(
+                f"mapping {mapping!r}: expected 'remote', 'local' or None (decided by the engine)"
+            )
+        return mapping == "remote" or (mapping is None and not self.endpoint.is_local())
+
+    @cached_property
+    def client(self) -> Any:
+        ping(self.endpoint)  # the stdlib client's messages are the clear ones
+        from .sdkclient import make_client
+
+        return make_client(self.endpoint.target)
 
     # -- create ----------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -78,7 +93,7 @@ class Backend(BaseBackend):
         UserSpec.parse(self.settings.user)
         mounts.container_mounts(self.env_dir, self.settings.directory)  # checks --directory specs
         self._image  # noqa: B018 - resolves (or pulls) the image, or says why it cannot
-        found = self._find_container()
+        found = images.find_container(self)
         if found is not None and found.labels.get(layout.LABEL_ENV) != self.env_dir:
             raise VenvrootError(
                 f"a container named {self.container} exists and is not this environment's "
@@ -97,7 +112,7 @@ class Backend(BaseBackend):
         except docker.errors.ImageNotFound:
             pass
         except docker.errors.APIError as exc:
-            raise VenvrootError(f"cannot look up image {ref}: {_explain(exc)}") from None
+            raise VenvrootError(f"cannot look up image {ref}: {images.explain(exc)}") from None
         from . import pull
 
         try:
@@ -105,7 +120,7 @@ class Backend(BaseBackend):
             return self.client.images.get(ref)
         except (docker.errors.APIError, pull.PullError) as exc:
             raise VenvrootError(
-                f"image {ref} is not on this machine and pulling it failed ({_explain(exc)}); "
+                f"image {ref} is not on this machine and pulling it failed ({images.explain(exc)}); "
                 f"build it or `docker pull {ref}` first"
             ) from None
 
@@ -115,94 +130,45 @@ class Backend(BaseBackend):
         os.makedirs(state.sessions)
         for path in (state.lock, os.path.join(state.sessions, ".lock"), state.watcher_lock):
             open(path, "a").close()
-        self._remove_containers()  # a leftover of an env that once lived at this path
-        account, base = self._make_base_image()
+        images.remove_containers(self)  # a leftover of an env that once lived at this path
+        account, base = baseimage.make(self)
         with open(state.container_spec, "wb") as handle:
             handle.write(encode(self._container_spec(base, account)))
         extra = self.settings.extra
         extra[layout.CFG_CONTAINER] = self.container
+        extra[layout.CFG_REMOTE] = "true" if self.remote else "false"
         extra["docker-image-id"] = self._image.id
         extra["docker-base-image"] = base
-        image_path = _env_value(self._image.attrs, "PATH") or DEFAULT_PATH
+        image_path = baseimage.env_value(self._image.attrs, "PATH") or DEFAULT_PATH
         extra[layout.CFG_PATH] = f"{self.env_dir}/bin:{image_path}"
         if not UserSpec.parse(self.settings.user).is_caller:
             extra[layout.CFG_USER] = account.user_spec
             extra[layout.CFG_LOGIN] = account.name
             extra[layout.CFG_HOME] = account.home
-        agentpath.write_fragment(self._cfg())
+        if not self.remote:  # the agent's socket in the env directory cannot cross machines
+            agentpath.write_fragment(self._cfg())
         self._use()
         self._setup_python()
 
-    def _make_base_image(self) -> tuple[users.Account, str]:
-        """Merge the env's user into the image; commit the result as the env's base image."""
-        import docker
-
-        labels = self._labels() | {layout.LABEL_ROLE: "base"}
-        api = self.client.api
-        try:
-            setup = api.create_container_from_config(
-                {"Image": self._image.id, "Entrypoint": ["/bin/sh"], "Cmd": [], "Labels": labels}, None
-            )["Id"]
-        except docker.errors.APIError as exc:
-            raise VenvrootError(
-                f"cannot make a container from {self.settings.image}: {_explain(exc)}"
-            ) from None
-        try:
-            passwd = self._read_file(setup, "/etc/passwd")
-            group = self._read_file(setup, "/etc/group")
-            account = users.resolve(UserSpec.parse(self.settings.user), passwd)
-            files = {
-                "etc/passwd": users.merge_passwd(passwd, account),
-                "etc/group": users.merge_group(group, account),
-            }
-            home = None if self._exists(setup, account.home) else account.home
-            api.put_archive(setup, "/", _tar(files, home, account))
-            committed = api.commit(setup, repository=layout.image_repository(self.env_dir), tag="base")
-            return account, committed["Id"]
-        except docker.errors.APIError as exc:
-            raise VenvrootError(f"cannot prepare the image {self.settings.image}: {_explain(exc)}") from None
-        finally:
-            with contextlib.suppress(docker.errors.APIError):  # else destroy finds it by its label
-                api.remove_container(setup, force=True)
-
-    def _read_file(self, container: str, path: str) -> str:
-        import docker
-
-        try:
-            stream, _stat = self.client.api.get_archive(container, path)
-        except docker.errors.NotFound:
-            return ""
-        data = b"".join(stream)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            for member in tar.getmembers():
-                if member.isfile():
-                    extracted = tar.extractfile(member)
-                    return extracted.read().decode("utf-8", "surrogateescape") if extracted else ""
-        return ""
-
-    def _exists(self, container: str, path: str) -> bool:
-        import docker
-
-        try:
-            stream, _stat = self.client.api.get_archive(container, path)
-        except docker.errors.NotFound:
-            return False
-        if hasattr(stream, "close"):
-            stream.close()
-        return True
-
-    def _labels(self) -> dict[str, str]:
+    def labels(self) -> dict[str, str]:
         return {
             layout.LABEL_ENV: self.env_dir,
-            layout.LABEL_OWNER: _login_name(),
+            layout.LABEL_OWNER: baseimage.login_name(),
             layout.LABEL_IMAGE: self.settings.image or "",
         }
 
     def _container_spec(self, base: str, account: users.Account) -> dict:
         short, _, domain = (self.settings.hostname or os.uname().nodename).partition(".")
         caller = UserSpec.parse(self.settings.user).is_caller
+        if self.remote:
+            labels = {layout.LABEL_ENV: self.env_dir, layout.LABEL_OWNER: baseimage.login_name()}
+            binds = mounts.remote_mounts(
+                self.env_dir, self.settings.directory, self.container, account.home, labels
+            )
+        else:
+            binds = mounts.container_mounts(self.env_dir, self.settings.directory)
         host_config: dict[str, Any] = {
-            "Mounts": mounts.container_mounts(self.env_dir, self.settings.directory),
+            "Mounts": binds,
             "Init": True,  # reaps what programs leave behind, passes SIGTERM to the keeper
             "RestartPolicy": {"Name": "no"},
         }
@@ -218,9 +184,11 @@ class Backend(BaseBackend):
             "WorkingDir": "/",
             "Hostname": short,
             "Domainname": domain,
-            "Labels": self._labels() | {layout.LABEL_ROLE: "container"},
+            "Labels": self.labels() | {layout.LABEL_ROLE: "container"},
             "HostConfig": host_config,
         }
+        if self.remote:
+            return spec
         return agentpath.with_agent(spec, self.state, account, caller, self.settings.persistent)
 
     def _setup_python(self) -> None:
@@ -255,7 +223,7 @@ class Backend(BaseBackend):
         if getattr(self, "_usage", None) is None:
             self._usage = Usage(self.state, persistent=self.settings.persistent)
             atexit.register(self._release)
-        conn = Connection()
+        conn = Connection(self.endpoint.target)
         try:
             ensure_running(conn, self.container, self.state)
         except VenvrootError as exc:
@@ -264,7 +232,8 @@ class Backend(BaseBackend):
             conn.close()
 
     def _release(self) -> None:
-        usage, self._usage = self._usage, None
+        usage: Usage | None = self._usage
+        self._usage = None  # type: ignore[assignment]
         if usage is not None:
             with contextlib.suppress(VenvrootError):  # e.g. destroyed meanwhile
                 usage.release(self.container)
@@ -283,6 +252,10 @@ class Backend(BaseBackend):
 
     def programs_to_link(self) -> list[str]:
         """The env's own programs (the Python venv's ``bin``: python, pip, console scripts)."""
+        if self.remote:
+            from .transfer import remote_programs
+
+            return remote_programs(self.client, self.container, os.path.join(self.env_dir, "bin"))
         state = self.state
         try:
             mtime = os.stat(state.inner_bin).st_mtime_ns
@@ -301,23 +274,25 @@ class Backend(BaseBackend):
             handle.write(f"{mtime}\n")
         return found
 
+    def transfer(self, direction: str, paths: list[str]) -> None:
+        """``venvroot push``/``pull``: copy files between this machine and the env's volumes."""
+        if not self.remote:
+            raise UsageError(
+                f"venvroot {direction}: {self.env_dir} uses bind mounts (its engine sees this machine's "
+                "files), so there is nothing to copy"
+            )
+        from . import transfer
+
+        self._use()
+        maps = mounts.transfer_maps(self.env_dir, self.settings.directory)
+        transfer.copy(self.client, self.container, self.env_dir, maps, direction, paths)
+
     # -- sessions --------------------------------------------------------------------------
     def session_start(self, shell_pid: int) -> None:
-        before = set(self.programs_to_link()) if snapshots.frozen_id(self.env_dir) else None
         session.start(self._cfg(), shell_pid)
-        if before is not None:  # a frozen env's Python went back to the base: shims follow
-            self._resync_shims(before)
 
     def session_stop(self, shell_pid: int) -> None:
-        before = set(self.programs_to_link()) if snapshots.frozen_id(self.env_dir) else None
         session.stop(self._cfg(), shell_pid)
-        if before is not None:
-            self._resync_shims(before)
-
-    def _resync_shims(self, before: set[str]) -> None:
-        from ...env.environment import Environment
-
-        snapshots.Snapshots(Environment(self.settings)).resync_shims(before)
 
     # -- reset, destroy, info --------------------------------------------------------------
     def reset(self) -> None:
@@ -326,10 +301,10 @@ class Backend(BaseBackend):
         image."""
         import docker
 
-        self._remove_containers()
-        frozen = snapshots.frozen_dir(self.env_dir)
+        images.remove_containers(self)
+        frozen = envstate.frozen_dir(self.env_dir)
         if frozen is not None:
-            found = snapshots.Snapshot.load(frozen)
+            found = envstate.Snapshot.load(frozen)
             if found is not None:
                 self.restore_root(found.path, found.facts)
                 return
@@ -337,212 +312,48 @@ class Backend(BaseBackend):
         try:
             self.client.images.get(base)
         except (docker.errors.ImageNotFound, docker.errors.NullResource):
-            account, base = self._make_base_image()
+            account, base = baseimage.make(self)
             with open(self.state.container_spec, "wb") as handle:
                 handle.write(encode(self._container_spec(base, account)))
             self.settings.extra["docker-base-image"] = base
             self.settings.save()
-        self._use_image(base)
+        images.use_image(self, base)
 
     def destroy(self) -> None:
-        """Remove the env's containers and every image it made (found by label): the base, the
-        snapshots, the frozen base. Children first: Docker refuses to remove an image that another
-        one is built on."""
-        import docker
+        """Remove the env's containers, its snapshots and every image it made."""
+        images.remove_containers(self)
+        from .transfer import remove_volumes
 
-        self._remove_containers()
-        snapshots.remove_all(self.env_dir)
-        labelled = self.client.images.list(all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"})
-        # The SDK's list gives each image's full inspect data ("Parent"), not the listing's "ParentId".
-        images = {
-            image.id: image.attrs.get("Parent") or image.attrs.get("ParentId", "") for image in labelled
-        }
-        while images:
-            parents = set(images.values())
-            leaves = [i for i in images if i not in parents] or list(images)
-            for image in leaves:
-                del images[image]
-                try:
-                    self.client.api.remove_image(image, force=True)
-                except docker.errors.NotFound:
-                    pass  # removed with its child already
-                except docker.errors.APIError as exc:
-                    raise VenvrootError(
-                        f"cannot remove the env's image {image[7:19]}: {_explain(exc)}"
-                    ) from None
+        remove_volumes(self.client, self.env_dir)
+        envstate.remove_all(self.env_dir)
+        images.remove_all(self)
 
-    # -- snapshots: the container's file system, committed as an image ----------------------
+    # -- snapshots: the container's file system, committed as an image (images.py) ------------
     def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:
-        """Commit the container as ``<repository>:snap-<id>``: a layer with its changes on top of the
-        image it was made from, which the snapshot shares. No container (after a reset or restore):
-        the root is its image unchanged, which the snapshot tags."""
-        import docker
-
-        api = self.client.api
-        repo = layout.image_repository(self.env_dir)
-        tag = layout.snapshot_tag(snap_id)
-        found = self._find_container()
-        try:
-            if found is None:
-                image = self._spec_image()
-                api.tag(image, repo, tag)
-                size = 0
-            else:
-                changes = [f"LABEL {layout.LABEL_ROLE}=snapshot"]
-                image = api.commit(found.id, repository=repo, tag=tag, changes=changes)["Id"]
-                size = self._layer_size(image)
-                self._rebase(found, image)
-        except docker.errors.APIError as exc:
-            with contextlib.suppress(docker.errors.APIError):
-                api.remove_image(f"{repo}:{tag}")
-            raise VenvrootError(f"cannot commit the container {self.container}: {_explain(exc)}") from None
-        return {"docker-image": image, "docker-tag": f"{repo}:{tag}", "root-size": str(size)}
-
-    def _rebase(self, container: Any, image: str) -> None:
-        """A commit holds all the container's changes since it was made. When nothing runs in it,
-        make it anew from the snapshot just taken (same files), so that the next snapshot's layer
-        holds only what changes from now on - unless the image stack is getting deep (the
-        storage driver allows some 125 layers)."""
-        import fcntl
-
-        if container.status in ("running", "paused", "restarting"):
-            return
-        if len(self.client.api.inspect_image(image).get("RootFS", {}).get("Layers") or ()) > MAX_LAYERS:
-            return
-        fd = os.open(self.state.lock, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return  # a shim is starting it right now
-            container.reload()
-            if container.status in ("running", "paused", "restarting"):
-                return
-            self._remove_containers()
-            self._use_image(image)
-        finally:
-            os.close(fd)
+        return images.snapshot_root(self, dest, snap_id, previous)
 
     def restore_root(self, src: str, facts: dict[str, str]) -> None:
-        """Remove the container; the next use recreates it from the snapshot's image."""
-        import docker
-
-        image = facts.get("docker-image", "")
-        try:
-            self.client.images.get(image)
-        except (docker.errors.ImageNotFound, docker.errors.NullResource):
-            raise VenvrootError(
-                f"the snapshot's image {image[7:19] or '?'} is gone (removed outside venvroot); "
-                "this snapshot cannot be restored, delete it"
-            ) from None
-        self._remove_containers()
-        self._use_image(image)
+        images.restore_root(self, src, facts)
 
     def drop_root_snapshot(self, src: str, facts: dict[str, str]) -> None:
-        """Untag the snapshot's image; Docker deletes it when no other image, tag or container
-        needs it."""
-        import docker
-
-        tag = facts.get("docker-tag")
-        if not tag:
-            return
-        try:
-            self.client.api.remove_image(tag)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise VenvrootError(f"cannot remove the snapshot's image {tag}: {_explain(exc)}") from None
-        self._prune()
+        images.drop_root_snapshot(self, src, facts)
 
     def freeze_root(self, src: str, facts: dict[str, str]) -> None:
         """The snapshot's image becomes the one the container is made from; the container goes
         when the last session ends (or the next one starts, for a persistent env)."""
-        self._use_image(facts["docker-image"])
+        images.use_image(self, facts["docker-image"])
 
     def unfreeze_root(self, src: str, facts: dict[str, str]) -> None:
         """Nothing to undo: the container keeps its state and now keeps it past the session."""
 
-    def _spec_image(self) -> str:
-        with open(self.state.container_spec, "rb") as handle:
-            spec = loads(handle.read().decode("utf-8", "surrogateescape"))
-        return spec["Image"]  # type: ignore[index]
-
-    def _use_image(self, image: str) -> None:
-        """Make the container from ``image`` from now on (tagging it ``current`` unless it is the
-        base), and let go of images nothing needs any more."""
-        path = self.state.container_spec
-        with open(path, "rb") as handle:
-            spec = loads(handle.read().decode("utf-8", "surrogateescape"))
-        spec["Image"] = image  # type: ignore[index]
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(encode(spec))
-        os.replace(tmp, path)
-        repo = layout.image_repository(self.env_dir)
-        if image == self.settings.extra.get("docker-base-image"):
-            import docker
-
-            with contextlib.suppress(docker.errors.NotFound):  # the base is kept by its own tag
-                self.client.api.remove_image(f"{repo}:{layout.CURRENT_TAG}")
-        else:
-            self.client.api.tag(image, repo, layout.CURRENT_TAG)
-        self._prune()
-
-    def _prune(self) -> None:
-        import docker
-
-        with contextlib.suppress(docker.errors.APIError):
-            self.client.api.prune_images(
-                filters={"dangling": True, "label": f"{layout.LABEL_ENV}={self.env_dir}"}
-            )
-
-    def _layer_size(self, image: str) -> int:
-        """Bytes the image adds to its parent (its own layer)."""
-        api = self.client.api
-        attrs = api.inspect_image(image)
-        parent = attrs.get("Parent")
-        below = int(api.inspect_image(parent).get("Size") or 0) if parent else 0
-        return int(attrs.get("Size") or 0) - below
-
-    def _find_container(self) -> Any:
-        import docker
-
-        try:
-            return self.client.containers.get(self.container)
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as exc:
-            raise VenvrootError(f"cannot look up container {self.container}: {_explain(exc)}") from None
-
-    def _remove_containers(self) -> None:
-        import docker
-
-        found = {
-            c.id: c
-            for c in self.client.containers.list(
-                all=True, filters={"label": f"{layout.LABEL_ENV}={self.env_dir}"}
-            )
-        }
-        named = self._find_container()
-        if named is not None and named.labels.get(layout.LABEL_ENV) == self.env_dir:
-            found[named.id] = named
-        for container in found.values():
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                raise VenvrootError(f"cannot remove container {container.name}: {_explain(exc)}") from None
-        # A removal is asynchronous for the name; wait until the name is free again.
-        for _ in range(50):
-            if self._find_container() is None:
-                break
-            time.sleep(0.05)
-
     def info(self) -> dict[str, str]:
-        facts = {"container": self.container}
+        facts = {
+            "engine": self.endpoint.describe(),
+            "mappings": "volumes on the engine (venvroot push/pull)" if self.remote else "bind mounts",
+            "container": self.container,
+        }
         try:
-            found = self._find_container()
+            found = images.find_container(self)
         except VenvrootError as exc:
             facts["container state"] = f"unknown ({exc})"
             return facts
@@ -554,8 +365,8 @@ class Backend(BaseBackend):
         return facts
 
 
-def ping() -> None:
-    with Connection() as conn:
+def ping(where: endpoint.Endpoint) -> None:
+    with Connection(where.target) as conn:
         status, data = conn.request("GET", "/_ping")
     if status != 200:
         raise VenvrootError(
@@ -563,44 +374,7 @@ def ping() -> None:
         )
 
 
-def _explain(exc: Any) -> str:
-    return str(getattr(exc, "explanation", None) or exc)
-
-
 def _hint_no_shell(message: str, image: str | None) -> str:
     if "/bin/sh" in message and ("no such file" in message or "not found" in message):
         return f" (the image {image} has no /bin/sh, which venvroot's docker backend needs)"
     return ""
-
-
-def _env_value(attrs: dict, key: str) -> str | None:
-    for item in (attrs.get("Config") or {}).get("Env") or []:
-        name, _, value = item.partition("=")
-        if name == key:
-            return value
-    return None
-
-
-def _login_name() -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return str(os.getuid())
-
-
-def _tar(files: dict[str, str], home: str | None, account: users.Account) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, text in files.items():
-            data = text.encode("utf-8", "surrogateescape")
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-        if home:
-            info = tarfile.TarInfo(home.strip("/"))
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
-            info.uid, info.gid = account.uid, account.gid
-            tar.addfile(info)
-    return buf.getvalue()

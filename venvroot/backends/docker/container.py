@@ -19,8 +19,10 @@ def ensure_running(conn: Connection, container: str, state: layout.StateDir, mis
             return False
         if status == 204:
             return True
-        if status != 404:
+        if status != 404 and not (b"bind source path does not exist" in data and _drop_gone_mounts(state)):
             raise _start_error(container, data)
+        if status != 404:  # made anew without the host mounts gone since
+            conn.request("DELETE", f"/containers/{name}?force=1")
     try:
         with open(state.container_spec, "rb") as handle:
             spec = handle.read()
@@ -40,6 +42,28 @@ def ensure_running(conn: Connection, container: str, state: layout.StateDir, mis
     status, data = _start(conn, name)
     if status not in (204, 304):
         raise _start_error(container, data)
+    return True
+
+
+def _drop_gone_mounts(state: layout.StateDir) -> bool:
+    """The host view (``/r``) binds each host mount point; one unmounted since (a removable disk, a
+    test's engine) must not keep the container from starting: drop it from the spec. Whether any
+    was dropped (anything else missing is the user's mapping, told as it is)."""
+    import os
+
+    from .engine import encode, loads
+
+    with open(state.container_spec, "rb") as handle:
+        spec: dict = loads(handle.read().decode("utf-8", "surrogateescape"))  # type: ignore[assignment]
+    mounts = spec.get("HostConfig", {}).get("Mounts") or []
+    kept = [m for m in mounts if not m["Target"].startswith("/r/") or os.path.exists(m["Source"])]
+    if len(kept) == len(mounts):
+        return False
+    spec["HostConfig"]["Mounts"] = kept
+    tmp = state.container_spec + ".tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(encode(spec))
+    os.replace(tmp, state.container_spec)
     return True
 
 

@@ -7,13 +7,15 @@ spoken directly over ``_socket``. The management side uses the SDK instead.
 
 from __future__ import annotations
 
-import _socket
-import os
-
 from ...errors import VenvrootError
+from .transport import DEFAULT_HOST, DaemonUnreachableError, Target, connect, from_environ
+from .transport import reason as _reason
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
+__all__ = ["DEFAULT_HOST", "Connection", "DaemonUnreachableError", "EngineError", "Target", "use"]
+
 _RECV = 262144
+# The engine this process talks to: the env's own once ``use`` names it, else DOCKER_HOST's.
+_TARGET: Target | None = None
 
 
 class EngineError(VenvrootError):
@@ -24,57 +26,34 @@ class EngineError(VenvrootError):
         self.status = status
 
 
-class DaemonUnreachableError(VenvrootError):
-    """No daemon at the address, or no permission to talk to it."""
+def use(target: Target | None) -> None:
+    """Make ``target`` the engine of every later ``Connection()`` of this process."""
+    global _TARGET
+    _TARGET = target
 
 
-def daemon_address() -> tuple[int, object, str]:
-    """(socket family, address, text for messages) from ``DOCKER_HOST`` like the docker CLI."""
-    host = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
-    if host.startswith("unix://"):
-        return _socket.AF_UNIX, host[7:], host
-    if host.startswith(("tcp://", "http://")):
-        if os.environ.get("DOCKER_TLS_VERIFY"):
-            raise DaemonUnreachableError(
-                f"DOCKER_HOST={host} with DOCKER_TLS_VERIFY: TLS is not supported by venvroot's docker "
-                "backend yet; use the daemon's unix socket (unset DOCKER_HOST) or plain tcp://"
-            )
-        hostport = host.split("://", 1)[1].rstrip("/")
-        name, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "2375")
-        if not port.isdigit():
-            raise DaemonUnreachableError(f"DOCKER_HOST={host}: bad port; expected tcp://HOST:PORT")
-        return _socket.AF_INET, (name.strip("[]") or "127.0.0.1", int(port)), host
-    raise DaemonUnreachableError(
-        f"DOCKER_HOST={host} is not supported by venvroot's docker backend; use unix:///PATH or tcp://HOST:PORT"
-    )
+def use_cfg(cfg) -> None:  # cfg: venvroot.backends.envconfig.EnvConfig
+    """The engine recorded in an env's venvroot.cfg (``docker-host``...), whatever DOCKER_HOST says now."""
+    host = cfg.get(CFG_HOST)
+    if host:
+        use(Target(host, cfg.get(CFG_TLS_DIR) or "", cfg.get_bool(CFG_TLS_VERIFY)))
+
+
+def current() -> Target:
+    return _TARGET or from_environ()
+
+
+# Keys of venvroot.cfg naming the env's engine (written at create, read by every later call).
+CFG_HOST = "docker-host"
+CFG_TLS_DIR = "docker-tls-dir"
+CFG_TLS_VERIFY = "docker-tls-verify"
 
 
 class Connection:
     """One HTTP/1.1 connection to the daemon: keep-alive requests, or one upgraded stream."""
 
-    def __init__(self, address: tuple[int, object, str] | None = None) -> None:
-        family, addr, self.display = address or daemon_address()
-        sock = _socket.socket(family, _socket.SOCK_STREAM)
-        try:
-            sock.connect(addr)
-        except (FileNotFoundError, ConnectionRefusedError, _socket.gaierror, TimeoutError) as exc:
-            sock.close()
-            raise DaemonUnreachableError(
-                f"cannot reach the Docker daemon at {self.display} ({_reason(exc)}): is dockerd running? "
-                "Start it, or point DOCKER_HOST at it"
-            ) from None
-        except PermissionError:
-            sock.close()
-            raise DaemonUnreachableError(
-                f"permission denied on the Docker socket {addr}: add your user to the 'docker' group "
-                "(then log in again) or run as root"
-            ) from None
-        except OSError as exc:
-            sock.close()
-            raise DaemonUnreachableError(
-                f"cannot reach the Docker daemon at {self.display}: {_reason(exc)}"
-            ) from None
-        self.sock = sock
+    def __init__(self, target: Target | None = None) -> None:
+        self.sock, self.display = connect(target or current())
         self.buf = b""
 
     def close(self) -> None:
@@ -87,6 +66,9 @@ class Connection:
         self.close()
 
     def _gone(self, why: str) -> DaemonUnreachableError:
+        hangup = getattr(self.sock, "hangup", None)  # ssh: its own words say why
+        if hangup is not None:
+            return DaemonUnreachableError(hangup())
         return DaemonUnreachableError(f"the Docker daemon at {self.display} hung up: {why}")
 
     def _send(self, method: str, path: str, body: bytes | None, extra: str = "") -> None:
@@ -186,10 +168,6 @@ def error_message(data: bytes) -> str:
         if isinstance(found, dict) and isinstance(found.get("message"), str):
             return found["message"]
     return text
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def quote_path(text: str) -> str:

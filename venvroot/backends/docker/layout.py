@@ -27,6 +27,7 @@ CFG_USER = "docker-user"  # "UID:GID" to run as, when not the caller
 CFG_LOGIN = "docker-login"
 CFG_HOME = "docker-home"
 CFG_PATH = "docker-path"  # PATH inside: the env's bin, then the image's PATH
+CFG_REMOTE = "docker-remote"  # "true": the engine cannot see our files (volumes instead of binds)
 
 
 def _slug(text: str) -> str:

@@ -86,3 +86,42 @@ def container_mounts(env_dir: str, directories: list[str]) -> list[dict]:
         targets.add(d.inside)
         mounts.append(bind(d.host, d.inside, writable=d.writable))
     return mounts
+
+
+def remote_mounts(
+    env_dir: str, directories: list[str], container: str, home: str, labels: dict
+) -> list[dict]:
+    """For an engine on another machine, which cannot see this one's files: named volumes (labelled
+    as the env's) where a local engine gets bind mounts: the project directory, the env directory
+    (its Python lives there), the user's home and each ``--directory``'s inside path. ``venvroot
+    push`` and ``pull`` copy files between this machine and them."""
+    project = os.path.dirname(env_dir)
+    wanted = [("project", project, True), ("env", env_dir, True)]
+    if home not in (project, env_dir, "/"):
+        wanted.append(("home", home, True))
+    for i, spec in enumerate(directories):
+        d = DirectoryMapping.parse(spec, check_exists=False)
+        wanted.append((f"dir{i}", d.inside, d.writable))
+    return [volume(f"{container}-{name}", target, writable, labels) for name, target, writable in wanted]
+
+
+def volume(name: str, target: str, writable: bool, labels: dict) -> dict:
+    """A named volume's mount; Docker creates the volume, with ``labels``, when it is missing."""
+    return {
+        "Type": "volume",
+        "Source": name,
+        "Target": target,
+        "ReadOnly": not writable,
+        "VolumeOptions": {"Labels": labels},
+    }
+
+
+def transfer_maps(env_dir: str, directories: list[str]) -> list[tuple[str, str]]:
+    """(host path, inside path) of what ``venvroot push``/``pull`` copy: the project directory and
+    each ``--directory`` (specs as recorded: ``HOST:INSIDE:MODE``)."""
+    project = os.path.dirname(env_dir)
+    maps = [(project, project)]
+    for spec in directories:
+        host, inside, _mode = spec.rsplit(":", 2)
+        maps.append((host, inside))
+    return maps

@@ -16,6 +16,10 @@ import select
 
 from .engine import Connection, EngineError, encode, quote_path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .transport import Stream
+
 # Runs every program: ``sh -c WRAPPER ENV_DIR CWD TTY_SIZE PROGRAM [ARG...]``. It sizes the tty
 # (exec has no size until a resize call that can come after the program has looked), enters CWD,
 # looks PROGRAM up on PATH as execvp would (first executable match wins, a non-executable match
@@ -243,7 +247,7 @@ class RemoteProcess:
                 poller = select.poll()
                 poller.register(wake_r, select.POLLIN)
                 poller.register(sfd, select.POLLIN | (select.POLLOUT if pending else 0))
-                if stdin_open and not pending:
+                if stdin_fd is not None and stdin_open and not pending:
                     poller.register(stdin_fd, select.POLLIN)
                 timeout = 100 if self.exit_code is not None or not wait_for_output else 1000
                 events = poller.poll(timeout)
@@ -344,7 +348,7 @@ def _write(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _shutdown(sock: _socket.socket) -> None:
+def _shutdown(sock: Stream) -> None:
     try:  # noqa: SIM105 - contextlib would be one more import on the hot path
         sock.shutdown(_socket.SHUT_WR)
     except OSError:

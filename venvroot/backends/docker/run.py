@@ -17,20 +17,22 @@ from .. import inside
 from ..activations import live
 from . import agentpath, guard, layout
 from .container import ensure_running, stop_container
-from .engine import Connection, EngineError, quote_path
+from .engine import Connection, EngineError, quote_path, use_cfg
 from .process import RemoteProcess, exec_body
 
 
 def run(cfg, program: str, args: list[str]) -> int:  # cfg: venvroot.backends.envconfig.EnvConfig
+    use_cfg(cfg)  # the env's own engine, whatever DOCKER_HOST says in this shell
     agentpath.hand_over(cfg, program, args)  # returns only when the container has no agent
     return run_engine(cfg, program, args)
 
 
 def run_engine(cfg, program: str, args: list[str]) -> int:
     """Run the program through the Engine API's exec (containers without the agent)."""
+    use_cfg(cfg)
     env_dir = cfg.env_dir
     tty = os.isatty(0) and os.isatty(1)
-    cwd = inside_cwd(env_dir, cfg.get_list("directory"))
+    cwd = inside_cwd(env_dir, cfg.get_list("directory"), cfg.get_bool(layout.CFG_REMOTE))
     body = exec_body(
         [program, *args],
         env_dir=env_dir,
@@ -133,9 +135,19 @@ def _why_not_running(container: str, run_state: dict) -> str:
 # -- mapping ---------------------------------------------------------------------------------------
 
 
-def inside_cwd(env_dir: str, directories: list[str]) -> str:
-    """The current directory as seen inside (see venvroot.backends.inside), or one clear line."""
-    return inside.map_cwd(env_dir, directories, inside.host_cwd())
+def inside_cwd(env_dir: str, directories: list[str], remote: bool = False) -> str:
+    """The current directory as seen inside (see venvroot.backends.inside), or one clear line. On a
+    remote engine only the mappings' volumes are there: no ``/r``, never a silent wrong directory."""
+    cwd = inside.host_cwd()
+    mapped = inside.map_cwd(env_dir, directories, cwd)
+    if remote and (mapped == "/r" or mapped.startswith("/r/")):
+        raise VenvrootError(
+            f"the current directory {cwd} is not mapped into {env_dir}, whose engine does not see this "
+            "machine's files: "
+            f"cd into the project directory {os.path.dirname(env_dir)}, or recreate the env with "
+            f"--directory {cwd} (then `venvroot push {env_dir}`)"
+        )
+    return mapped
 
 
 def inside_environ(cfg, cwd: str) -> list[str]:

@@ -22,12 +22,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ... import snapshots
+from .. import envstate
 from ..activations import process_start_time
 from ..envconfig import EnvConfig
 from . import layout
 from .container import ensure_running, stop_container
-from .engine import Connection, EngineError, quote_path
+from .engine import Connection, EngineError, quote_path, use_cfg
 from .process import RemoteProcess, exec_body
 from .run import (
     exec_failure,
@@ -60,12 +60,13 @@ def container_of(cfg: EnvConfig) -> str:
 
 
 def start(cfg: EnvConfig, shell_pid: int) -> None:
+    use_cfg(cfg)
     state = layout.StateDir(cfg.env_dir)
     os.makedirs(state.sessions, exist_ok=True)
     started = process_start_time(shell_pid)
     if not started:
         raise ValueError(f"no process {shell_pid} to attach the session to")
-    if snapshots.frozen_id(cfg.env_dir):
+    if envstate.frozen_id(cfg.env_dir):
         with _locked(_registry_lock(state), fcntl.LOCK_EX):
             if not [p for p in live_sessions(state) if p != shell_pid]:
                 discard_frozen_changes(cfg, state)
@@ -82,6 +83,7 @@ def start(cfg: EnvConfig, shell_pid: int) -> None:
 
 
 def stop(cfg: EnvConfig, shell_pid: int, out_fd: int = 1, err_fd: int = 2) -> None:
+    use_cfg(cfg)
     state = layout.StateDir(cfg.env_dir)
     with _locked(_registry_lock(state), fcntl.LOCK_EX):
         try:
@@ -110,7 +112,7 @@ def end(cfg: EnvConfig, state: layout.StateDir, out_fd: int = 1, err_fd: int = 2
         except BlockingIOError:
             return  # a shim is running: it stops the container when it ends
         if not live_sessions(state):
-            if snapshots.frozen_id(cfg.env_dir):
+            if envstate.frozen_id(cfg.env_dir):
                 _discard(cfg, container)
                 return
             with Connection() as conn:
@@ -139,7 +141,7 @@ def _discard(cfg: EnvConfig, container: str) -> None:
         status, data = conn.request("DELETE", f"/containers/{quote_path(container)}?force=true")
     if status not in (204, 404):
         raise EngineError(f"cannot remove the container {container}: {data.decode(errors='replace')}", status)
-    snapshots.discard_python_changes(cfg.env_dir, (), layout.PYTHON_EXTRA_PATHS)
+    envstate.discard_python_changes(cfg.env_dir, (), layout.PYTHON_EXTRA_PATHS)
 
 
 def run_hooks(cfg: EnvConfig, key: str, out_fd: int = 1, err_fd: int = 2) -> None:
@@ -157,8 +159,9 @@ def run_inside(
     """Run ``argv`` in the (running) container with no stdin; return once it has exited, even if
     something it started in the background keeps running (and its output open). ``cwd``: inside
     path (default: the current directory, mapped)."""
+    use_cfg(cfg)
     if cwd is None:
-        cwd = inside_cwd(cfg.env_dir, cfg.get_list("directory"))
+        cwd = inside_cwd(cfg.env_dir, cfg.get_list("directory"), cfg.get_bool(layout.CFG_REMOTE))
     body = exec_body(
         argv,
         env_dir=cfg.env_dir,

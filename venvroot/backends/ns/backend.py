@@ -1,11 +1,11 @@
 """Management side of the ``ns`` backend: create, sessions, reset, destroy, info.
 
 Create, in order: check the root source and the mappings (nothing written yet); make the state
-directory; get the pristine lower layer (the host, the directory, or a tarball/image unpacked once)
-and, for the host, plan and probe its copy-on-write view; settle who runs inside (the caller, root,
-or a user made inside: passwd/group and home in the writable layer); make every mount point; write
-the shims' sh fast path and the session hook; and, when the root has a Python, make the env a
-Python virtual environment with it (pyenv.py).
+directory; get the pristine lower layer (the host, the directory, or a tarball, image or debootstrap
+root unpacked once) and, for the host, plan and probe its copy-on-write view; settle who runs
+inside (the caller, root, or a user made inside: passwd/group and home in the writable layer); make
+every mount point; write the shims' sh fast path and the session hook; and, when the root has a
+Python, make the env a Python virtual environment with it (pyenv.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import stat
 
 from ...errors import UsageError, VenvrootError
 from .. import inside
+from ..activations import process_start_time
 from ..base import Backend as BaseBackend
 from ..envconfig import EnvConfig
 from ..inside import DEFAULT_PATH
@@ -22,6 +23,7 @@ from ..mapping import DirectoryMapping, UserSpec
 from . import (
     accounts,
     coldstart,
+    enter,
     fastpath,
     holder,
     hostview,
@@ -32,6 +34,7 @@ from . import (
     sources,
     survivors,
 )
+from .caller import inside_environ, runner_ids, switch_ids
 from .layout import (
     CFG_FALLBACKS,
     CFG_LOGIN,
@@ -40,11 +43,10 @@ from .layout import (
     CFG_PYTHON,
     CFG_SOURCE,
     State,
-    read_holder,
 )  # fmt: skip
+from .record import read_holder
 from .removal import remove_tree
 from .rootview import Layer, RootView
-from .run import inside_environ, runner_ids, switch_ids
 
 # A project directory that is one of these would put a host system directory over the root's own.
 SYSTEM_DIRS = {
@@ -74,6 +76,10 @@ class Backend(BaseBackend):
         if sources.kind_of(self.settings.root) in ("directory", "tarball"):
             self.settings.root = os.path.abspath(self.settings.root or "")  # recorded as such
         UserSpec.parse(self.settings.user)
+        if sources.kind_of(self.settings.root) == "debian":
+            from . import debian
+
+            debian.check(self.settings.root or "")
         project = os.path.dirname(self.env_dir)
         if project in SYSTEM_DIRS or project.startswith(("/usr/", "/proc/", "/sys/", "/dev/", "/r/")):
             raise UsageError(
@@ -110,6 +116,11 @@ class Backend(BaseBackend):
             inside = mappedroot.inside_ids(settings.user)  # whose files the caller's are
             if kind == "tarball":
                 sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower, inside)
+            elif kind == "debian":
+                from . import debian
+
+                sources.unpack_tarball(debian.cached_root(settings.root or ""), state.lower, inside)
+                root_path = debian.PATH
             else:
                 config = sources.export_image(
                     (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower, inside
@@ -243,7 +254,7 @@ class Backend(BaseBackend):
         from . import snapshot
 
         state, cfg = self.state, self.cfg()
-        started = holder.process_start_time(shell_pid)
+        started = process_start_time(shell_pid)
         if not started:
             raise VenvrootError(f"no process {shell_pid} to attach the session to")
         with holder.Lock(state).exclusive() as lock:
@@ -290,7 +301,7 @@ class Backend(BaseBackend):
         null = os.open("/dev/null", os.O_RDONLY)
         try:
             for command in cfg.get_list(key):
-                code = holder.run_inside(
+                code = enter.run_inside(
                     found[0], ["/bin/sh", "-c", command], cwd, env, switch_ids(cfg), stdin=null
                 )
                 if code:
@@ -327,6 +338,10 @@ class Backend(BaseBackend):
         with holder.Lock(self.state).exclusive() as lock:
             snapshot.put_back(self, src, lock, prepare=True)
 
+    def drop_root_snapshot(self, src: str, facts: dict[str, str]) -> None:
+        """The copied layers go here: they may hold files of subordinate ids (removal.py)."""
+        remove_tree(os.path.join(src, "root"))
+
     def freeze_root(self, src: str, facts: dict[str, str]) -> None:
         """Nothing to do now: sessions start and end with the frozen state (session_start/stop)."""
 
@@ -334,7 +349,7 @@ class Backend(BaseBackend):
         """Nothing to undo: the writable layers are the env's own again from now on."""
 
     def destroy(self) -> None:
-        from ... import snapshots
+        from .. import envstate
 
         state = self.state
         if os.path.exists(state.lock):
@@ -344,7 +359,7 @@ class Backend(BaseBackend):
             for ns in processes.holding(state):
                 processes.terminate(ns)
         remove_tree(state.base)
-        remove_tree(snapshots.store_dir(self.env_dir))  # copies may hold files of subordinate ids
+        remove_tree(envstate.store_dir(self.env_dir))  # copies may hold files of subordinate ids
 
     def info(self) -> dict[str, str]:
         state, extra = self.state, self.settings.extra

@@ -19,8 +19,11 @@ import select
 
 from .. import envconfig
 from .coldstart import holder_facts
-from .holder import Lock, Place, give_up, recorded, run_inside, watch
+from .enter import run_inside
+from .holder import Lock
 from .layout import State
+from .record import recorded
+from .watch import Place, give_up, watch
 
 try:
     import _signal as _sig

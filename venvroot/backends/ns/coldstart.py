@@ -30,9 +30,10 @@ from ...errors import VenvrootError
 from ...ns import sandbox
 from ...ns.errors import ChrootError
 from ...ns.mounts import check_sources
-from . import fastpath, holder, mountplan, startfile
-from .layout import LINGER, MARKER_PREFIX, State
-from .run import inside_environ, runner_ids, switch_ids
+from . import enter, fastpath, mountplan, startfile, watch
+from .caller import inside_environ, runner_ids, switch_ids
+from .layout import LINGER, State
+from .record import marker, record
 
 try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
@@ -77,7 +78,7 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
             sandbox.switch_root(spec, root_fd, own_mount_ns=False)
             os.close(root_fd)
             write_file(state.hidden + "/shim.sh", facts["fragment"].encode())
-            write_file(f"{state.hidden}/{MARKER_PREFIX}{token}", b"")
+            write_file(f"{state.hidden}/{marker(token)}", b"")
         except VenvrootError as exc:
             raise VenvrootError(f"{where}: {exc}") from None
         except OSError as exc:
@@ -103,16 +104,16 @@ def from_a_child(work: Callable[[], tuple[int, str]], where: str) -> tuple[int, 
     """Run ``work`` (it enters namespaces, which cannot be undone) in a child that exits after;
     return the (holder pid, token) it returns, or raise what it raised, as a VenvrootError."""
     read_fd, write_fd = os.pipe()
-    holder.flush_std()
+    enter.flush_std()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_fd)
             try:
                 found = work()
-                holder.say(write_fd, f"ready {found[0]} {found[1]}\n")
+                watch.say(write_fd, f"ready {found[0]} {found[1]}\n")
             except BaseException as exc:
-                holder.say(write_fd, f"error {exc}\n")
+                watch.say(write_fd, f"error {exc}\n")
         finally:
             os._exit(0)
     os.close(write_fd)
@@ -223,11 +224,11 @@ def _reaper(state_fd: int, token: str, facts: dict, told_w: int) -> None:
         held = os.fork()
         if held == 0:
             try:
-                holder.serve(state_fd, token, facts)
+                watch.serve(state_fd, token, facts)
             finally:
                 os._exit(0)
         try:
-            holder.record(state_fd, held, token)
+            record(state_fd, held, token)
             told = f"ok {held}"
         except OSError as exc:
             os.kill(held, 9)  # unrecorded, it would let a second holder mount the same layers

@@ -26,10 +26,11 @@ from __future__ import annotations
 import os
 import sys
 
+from ...shims.marker import ENTRY
 from ...util.shquote import quote as q
 from ..inside import DEFAULT_PATH
-from . import startfile
-from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
+from . import rangehint, startfile
+from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, CFG_UID, MARKER_PREFIX, State
 
 # Host variables that would mislead programs inside (the docker backend drops the same ones).
 DROPPED = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME", "HOSTNAME")
@@ -37,11 +38,6 @@ DROPPED = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME", "HOSTNAME"
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..envconfig import EnvConfig
-
-# The shims' Python entry (shims/writer.py knows it too, but imports jinja2: not on a shim's path).
-ENTRY = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shims", "entry.py"
-)
 
 
 def root_search_path(cfg: EnvConfig) -> str:
@@ -104,7 +100,7 @@ def _which(name: str) -> str | None:
 
 def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     """The shims' fast path, or None when this machine has neither the compiled starter nor nsenter."""
-    from ... import snapshots
+    from .. import envstate
 
     compiled = startfile.available()
     if compiled:  # it joins too, statically linked: half a millisecond less than nsenter
@@ -126,6 +122,12 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
         who = f'[ -n "${{HOME+x}}" ] || {{ HOME={q(os.path.expanduser("~"))}; export HOME; }}'
     path = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
     start = "_vr_live || return 0\n"
+    tools = ""
+    if os.geteuid() != 0 and cfg.get(CFG_UID) == "0":
+        tools = f"""\
+# apt and dpkg take the Python path, which names a missing subordinate id range if they fail (rangehint.py).
+case ${{_venvroot_program##*/}} in {" | ".join(rangehint.TOOLS)}) return 0 ;; esac
+"""
     if compiled:
         steps = q(startfile.path(state))
         start = f"""\
@@ -139,8 +141,8 @@ _vr_live || {{ [ -e {steps} ] && {q(startfile.STARTER)} {steps} 2>/dev/null && _
 # (namespaces not running and not startable here, or a case it does not handle) and the shim's
 # Python path takes over.
 # Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.
-[ ! -e {q(os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR))} ] || return 0
-_vr_live() {{
+[ ! -e {q(envstate.auto_dir(cfg.env_dir))} ] || return 0
+{tools}_vr_live() {{
     {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null &&
         [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ]
 }}
@@ -185,11 +187,11 @@ def _ids_arg(ids: tuple[int, int] | None) -> str:
 
 def shim_config(cfg: EnvConfig, ids: tuple[int, int] | None) -> bytes:
     """``<env>/.venvroot/shim.cfg``: the host fragment's steps for the compiled shim (shim.c)."""
-    from ... import snapshots
+    from .. import envstate
 
     state = State(cfg.env_dir)
     steps: list[tuple[str, ...]] = [
-        ("auto", os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.AUTO_DIR)),
+        ("auto", envstate.auto_dir(cfg.env_dir)),
         ("holder", state.holder),
         ("hidden", state.hidden),
         ("start", startfile.STARTER, startfile.path(state)),
@@ -284,9 +286,9 @@ def session_script(cfg: EnvConfig) -> str:
     python = [sys.executable, "-I", "-S", ENTRY, "--manage", cfg.env_dir, "session"]
     start = stop = ""
     if not cfg.get_list("on-activate"):
-        from ... import snapshots
+        from .. import envstate
 
-        frozen = os.path.join(snapshots.store_dir(cfg.env_dir), snapshots.FROZEN_FILE)
+        frozen = os.path.join(envstate.store_dir(cfg.env_dir), envstate.FROZEN_FILE)
         start = f"""
     # A frozen env (`venvroot freeze`): Python decides whether the session starts afresh.
     [ ! -e {q(frozen)} ] || exec {" ".join(q(a) for a in python)} "$@"

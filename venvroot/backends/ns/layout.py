@@ -26,10 +26,8 @@ the programs) that holds the inside version of that fragment and the holder's li
 
 from __future__ import annotations
 
-import os
-
 # venvroot.cfg keys (Settings.extra) -----------------------------------------------------------------
-CFG_SOURCE = "ns-source"  # host | directory | tarball | docker
+CFG_SOURCE = "ns-source"  # host | directory | tarball | docker | debian
 CFG_LOWER = "ns-lower"  # the pristine lower layer ("/" for the host view)
 CFG_PATH = "ns-path"  # PATH inside: the env's bin, then the root's own PATH
 CFG_UID = "ns-uid"  # ids inside when not the caller's own (the runner's uid/gid)
@@ -40,6 +38,7 @@ CFG_PYTHON = "ns-python"  # the env's Python version inside, when it has one
 CFG_FALLBACKS = "ns-fallbacks"  # host directories that could not be overlaid (at create)
 
 # Host variables that would mislead programs inside (the docker backend drops the same ones).
+BRAIN = "--brain"  # shims/entry.py --brain ENV...: the brain of a compiled start (brain.py)
 MARKER_PREFIX = "live-"  # <env>/.venvroot/live-TOKEN exists inside a live holder's root only
 # Seconds an unused holder stays up (no activated shell, nothing running inside): shims run in a
 # row join it instead of building the namespaces again.
@@ -75,19 +74,3 @@ class State:
         """(upper, work) of the overlay on the host directory ``inside``."""
         name = inside.strip("/").replace("%", "%25").replace("/", "%2F") or "%2F"
         return f"{self.layers}/{name}/upper", f"{self.layers}/{name}/work"
-
-
-def read_holder(state: State) -> tuple[int, str] | None:
-    """The recorded holder (pid, token) if that process is alive and really this env's holder."""
-    try:
-        with open(state.holder, encoding="ascii") as handle:
-            pid_text, _, token = handle.read().strip().partition(" ")
-    except OSError:
-        return None
-    if not pid_text.isdigit() or not token:
-        return None
-    pid = int(pid_text)
-    # The marker exists only in the root of this env's live holder: a reused pid never has it.
-    if not os.path.exists(f"/proc/{pid}/root{state.hidden}/{MARKER_PREFIX}{token}"):
-        return None
-    return pid, token

@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 
 from ...ns.mounts import Mount
+from .caller import runner_ids
 from .layout import CFG_LOWER, CFG_SOURCE, State
-from .run import runner_ids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

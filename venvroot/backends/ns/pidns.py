@@ -21,8 +21,9 @@ import os
 
 from ...errors import VenvrootError
 from ...ns import sandbox
-from . import coldstart, holder
-from .layout import MARKER_PREFIX, State
+from . import coldstart, enter, watch
+from .layout import State
+from .record import marker, record
 
 try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
@@ -52,7 +53,7 @@ def _start(cfg: EnvConfig, state: State, where: str) -> tuple[int, str]:
     token = os.urandom(8).hex()
     state_fd = os.open(state.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     told_r, told_w = os.pipe()
-    holder.flush_std()
+    enter.flush_std()
     if os.fork() == 0:
         try:
             os.close(told_r)
@@ -79,7 +80,7 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
     try:
         sandbox.enter_namespaces(spec, subids=True)  # the same ids as every other start
     except OSError as exc:
-        holder.say(told_w, f"error {exc}\n")
+        watch.say(told_w, f"error {exc}\n")
         return
     built_r, built_w = os.pipe()
     init = os.fork()
@@ -94,7 +95,7 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
     os.close(built_r)
     if word == "built":
         try:
-            holder.record(state_fd, init, token)
+            record(state_fd, init, token)
             word = f"ok {init}"
         except OSError as exc:
             word = f"error its holder could not be recorded: {exc.strerror}"
@@ -102,7 +103,7 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
         os.kill(init, _sig.SIGKILL)  # unrecorded, it would let a second start mount the same layers
         os.waitpid(init, 0)  # gone, with its mounts, before the caller tries again
         word = word if word.startswith("error ") else "error its init ended without a word"
-    holder.say(told_w, word + "\n")
+    watch.say(told_w, word + "\n")
     coldstart.let_go_of_the_caller()
     os.waitpid(init, 0)
 
@@ -116,10 +117,10 @@ def _init(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, built_w: i
         sandbox.switch_root(spec, root_fd, own_mount_ns=False)
         os.close(root_fd)
         coldstart.write_file(facts["hidden"] + "/shim.sh", facts["fragment"].encode())
-        coldstart.write_file(f"{facts['hidden']}/{MARKER_PREFIX}{token}", b"")
+        coldstart.write_file(f"{facts['hidden']}/{marker(token)}", b"")
     except (OSError, VenvrootError) as exc:
         detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else exc
-        holder.say(built_w, f"error {detail}\n")
+        watch.say(built_w, f"error {detail}\n")
         return
     # An init gets only the signals it has handlers for: a program inside cannot end it. ``stop``
     # (deactivate, reset, destroy) sends SIGTERM from outside; its end ends the namespace.
@@ -128,8 +129,8 @@ def _init(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, built_w: i
     serving = os.fork()
     if serving == 0:
         os.close(built_w)
-        holder.serve(state_fd, token, facts)  # ends through os._exit
-    holder.say(built_w, "built\n")
+        watch.serve(state_fd, token, facts)  # ends through os._exit
+    watch.say(built_w, "built\n")
     coldstart.let_go_of_the_caller()
     while True:  # orphans of the namespace are reparented here: reap them all
         try:

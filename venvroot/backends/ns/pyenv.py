@@ -140,7 +140,9 @@ def pip_wheel(version: str) -> str | None:
         return None
     table: dict = {}
     for node in tree.body:
-        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+            continue
+        target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
         if isinstance(target, ast.Name) and target.id == "BUNDLE_SUPPORT" and node.value is not None:
             try:
                 table = ast.literal_eval(node.value)

@@ -32,7 +32,7 @@ def remove_tree(path: str) -> None:
 def _remove(path: str) -> None:
     import shutil
 
-    def retry(function, failed: str, exc_info) -> None:  # type: ignore[no-untyped-def]
+    def retry(function: object, failed: str, exc_info: object) -> None:
         parent = os.path.dirname(failed)
         try:
             os.chmod(parent, stat.S_IRWXU)

@@ -91,8 +91,7 @@ class RootView:
                 return current, None, [name, *parts]
             current = candidate
         entry = self._entry(current) if current != "/" else None
-        host = entry[0] if entry else self._top_of("/")
-        return current, host, []
+        return current, entry[0] if entry else self._top_of("/"), []
 
     def _top_of(self, inside: str) -> str | None:
         found = self._layer(inside)
@@ -157,7 +156,7 @@ class RootView:
         Returns None when done, else why it cannot be made."""
         resolved, host, missing = self.resolve(path)
         if not missing:
-            ok = os.path.isdir(host) if kind == "dir" else not os.path.isdir(host or "")
+            ok = os.path.isdir(host or "") if kind == "dir" else not os.path.isdir(host or "")
             return (
                 None
                 if ok

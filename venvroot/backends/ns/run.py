@@ -14,14 +14,8 @@ import os
 
 from ...errors import VenvrootError
 from .. import inside
-from .layout import (
-    CFG_GID,
-    CFG_HOME,
-    CFG_LOGIN,
-    CFG_PATH,
-    CFG_UID,
-    State,
-)
+from .caller import inside_environ, switch_ids
+from .layout import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,14 +23,15 @@ if TYPE_CHECKING:
 
 
 def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
-    from . import holder as holders
+    from . import enter
+    from .holder import Lock, running
 
     cwd = inside.host_cwd()
     inside_dir = inside.map_cwd(cfg.env_dir, cfg.get_list("directory"), cwd)
     environ = inside_environ(cfg, inside_dir)
     state = State(cfg.env_dir)
-    lock = holders.Lock(state)
-    found = holders.running(state, lock)  # the lock stays held until the program starts
+    lock = Lock(state)
+    found = running(state, lock)  # the lock stays held until the program starts
     if found is None and os.path.lexists(state.holder):  # a holder died: its session may live on
         from .survivors import take_over
 
@@ -53,17 +48,17 @@ def run(cfg: EnvConfig, program: str, args: list[str]) -> int:
         def ready() -> None:  # inside the new root
             if not os.path.isdir(inside_dir):
                 raise _not_visible(cfg, cwd, inside_dir)
-            argv[:] = holders.past_shim(argv, environ, cfg.bin_dir)
+            argv[:] = enter.past_shim(argv, environ, cfg.bin_dir)
 
         start_here(cfg, state, ready)  # this process is inside now
-        holders.become(argv, environ, inside_dir, switch_ids(cfg))
+        enter.become(argv, environ, inside_dir, switch_ids(cfg))
         return 127  # not reached
     pid = found[0]
     if not os.path.isdir(f"/proc/{pid}/root{inside_dir}"):
         raise _not_visible(cfg, cwd, inside_dir)
-    argv = holders.past_shim([program, *args], environ, cfg.bin_dir, f"/proc/{pid}/root")
+    argv = enter.past_shim([program, *args], environ, cfg.bin_dir, f"/proc/{pid}/root")
     try:
-        holders.join(pid, argv, environ, inside_dir, switch_ids(cfg))
+        enter.join(pid, argv, environ, inside_dir, switch_ids(cfg))
     except VenvrootError:
         if os.path.exists(f"/proc/{pid}/ns/mnt"):
             raise
@@ -77,29 +72,3 @@ def _not_visible(cfg: EnvConfig, cwd: str, inside_dir: str) -> VenvrootError:
         f"the current directory {cwd} is not visible inside the environment (looked for {inside_dir}); "
         f"cd into the project directory {os.path.dirname(cfg.env_dir)}, or map it with --directory"
     )
-
-
-def inside_environ(cfg: EnvConfig, cwd: str) -> dict[str, str]:
-    """The caller's environment for a program inside (see venvroot.backends.inside)."""
-    return inside.environ(cfg, cwd, CFG_PATH, CFG_LOGIN, CFG_HOME)
-
-
-def runner_ids(cfg: EnvConfig) -> tuple[int | None, int | None]:
-    """The runner's uid/gid: who the caller is inside (None: its own ids, rootless)."""
-    uid, gid = cfg.get(CFG_UID), cfg.get(CFG_GID)
-    if uid is not None:
-        return int(uid), int(gid or uid)
-    if os.geteuid() != 0:
-        return None, None
-    return 0, 0
-
-
-def switch_ids(cfg: EnvConfig) -> tuple[int, int] | None:
-    """As root with ``--user``: the ids to switch to after joining (rootless the user namespace
-    maps the caller already)."""
-    if os.geteuid() != 0:
-        return None
-    uid, gid = runner_ids(cfg)
-    if not uid and not gid:
-        return None
-    return uid or 0, gid or 0

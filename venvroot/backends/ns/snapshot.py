@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import os
 
-from ... import snapshots
 from ...util import filetree
+from .. import envstate
 from . import holder, mappedroot
 from .layout import CFG_SOURCE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import ClassVar, Protocol
 
     from ..settings import Settings
     from .layout import State
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
         """What this module uses of backend.py's class (which imports this module)."""
 
         settings: Settings
-        own_paths: tuple[str, ...]
-        python_extra_paths: tuple[str, ...]
+        own_paths: ClassVar[tuple[str, ...]]
+        python_extra_paths: ClassVar[tuple[str, ...]]
 
         @property
         def env_dir(self) -> str: ...
@@ -108,9 +108,9 @@ def put_back(backend: Backend, src: str, lock: holder.Lock, prepare: bool = Fals
 def discard_frozen_changes(backend: Backend, lock: holder.Lock, prepare: bool = False) -> bool:
     """A frozen env's session begins or ends (or it is reset): the root and the Python packages go
     back to the frozen base. False when the env is not frozen."""
-    base = snapshots.frozen_dir(backend.env_dir)
+    base = envstate.frozen_dir(backend.env_dir)
     if base is None or not os.path.isdir(base):
         return False
     put_back(backend, base, lock, prepare)
-    snapshots.discard_python_changes(backend.env_dir, backend.own_paths, backend.python_extra_paths)
+    envstate.discard_python_changes(backend.env_dir, backend.own_paths, backend.python_extra_paths)
     return True

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .layout import CFG_SOURCE, State
+from ...shims.marker import ENTRY
+from .layout import BRAIN, CFG_SOURCE, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,9 +51,7 @@ def _ident(name: str) -> str:
 
 def steps(cfg: EnvConfig, state: State, spec: Spec, fragment: str) -> list[tuple[str, ...]] | None:
     """The steps of ``spec``'s start, or None when it needs something only the Python starter does."""
-    from ...env.launch import BRAIN
     from ...ns import mounting
-    from .fastpath import ENTRY
 
     out: list[tuple[str, ...]] = [
         ("euid", str(os.geteuid())),

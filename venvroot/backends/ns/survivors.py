@@ -22,7 +22,8 @@ from ...errors import VenvrootError
 from ...ns import syscalls
 from . import processes
 from .coldstart import from_a_child, holder_facts, leave_holder
-from .layout import State, read_holder
+from .layout import State
+from .record import read_holder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
