@@ -2,7 +2,7 @@
  *
  *     starter START_FILE
  *     starter --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]
- *     ENV/bin/.venvroot-shim PROGRAM SHIM [ARG...]     (the compiled shim, shim.c: a shim's #! line)
+ *     ENV/bin/NAME [ARG...]      (a link to ENV/bin/.venvroot-shim, a copy of this: the compiled shim, shim.c)
  *
  * A shim whose environment is not running would otherwise start Python just to build the
  * namespaces, which alone costs more than a whole bubblewrap run. The Python starter
@@ -624,7 +624,7 @@ static int put_record(const char *tmp, const char *record, int pid, const char *
 }
 
 int main(int argc, char **argv) {
-    if (is_shim(argv[0])) return shim(argc, argv);
+    if (is_shim()) return shim(argc, argv);
     if (argc >= 6 && strcmp(argv[1], "--join") == 0) return join(argv + 2);
     if (argc != 2) return fprintf(stderr, "usage: starter START_FILE | --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]\n"), FAILED;
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
