@@ -125,22 +125,30 @@ def creation(tmp: Path, root: Path, runs: int) -> None:
     show("1. creating an environment", medians, ["python -m venv --without-pip", "virtualenv --no-seed"])
 
 
+def holder_pid(env: Path) -> int | None:
+    """The pid recorded as ``env``'s holder, if that process is alive."""
+    from venvroot.backends.ns.layout import State
+
+    try:
+        pid = int(Path(State(str(env)).holder).read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
+
+
 def starter_of(env: Path) -> str:
     """Which starter built ``env``'s running namespaces: the recorded holder's program says."""
-    from venvroot.backends.ns.layout import State, read_holder
-
-    found = read_holder(State(str(env)))
-    if found is None:
+    pid = holder_pid(env)
+    if pid is None:
         return "ended already"
-    exe = os.readlink(f"/proc/{found[0]}/exe")
+    exe = os.readlink(f"/proc/{pid}/exe")
     return "compiled starter" if exe.endswith("/starter") else "Python starter"
 
 
 def way_in(env: Path) -> str:
     """How ``env``'s shims go in: the compiled shim, or the sh fragment and what it execs."""
-    with open(env / "bin" / "true", "rb") as handle:
-        if handle.readline().rstrip().endswith(b"/bin/.venvroot-shim true"):
-            return "compiled shim"
+    if (env / "bin" / "true").is_symlink():
+        return "compiled shim"
     try:
         fragment = (env / ".venvroot" / "shim.sh").read_text()
     except FileNotFoundError:
@@ -151,17 +159,9 @@ def way_in(env: Path) -> str:
 
 def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
     """Wait until none of ``envs`` has a holder process left (they end by themselves, LINGER)."""
-    from venvroot.backends.ns.layout import State
-
     deadline = time.monotonic() + timeout
     for env in envs:
-        while time.monotonic() < deadline:
-            try:
-                pid = int((Path(State(str(env)).holder)).read_text().split()[0])
-            except (FileNotFoundError, ValueError, IndexError):
-                break
-            if not os.path.exists(f"/proc/{pid}"):
-                break
+        while holder_pid(env) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
     time.sleep(0.2)  # the kernel releases the last mounts after the process is reaped
 
