@@ -242,16 +242,20 @@ def test_local_overrides_an_ssh_host_by_name(project: Path, busybox_image: str, 
         venvroot("destroy", str(path), env=local_only())
 
 
+@pytest.mark.parametrize("how", ["tls", "ssh"])
 def test_push_and_pull_copy_through_the_archive_api(
-    project: Path, busybox_image: str, engine: Engine
+    project: Path, busybox_image: str, engine: Engine, how: str
 ) -> None:
-    data = project.parent / "data"
+    data = project.parent / f"data-{how}"
     (data / "sub").mkdir(parents=True)
     (data / "sub" / "in.bin").write_bytes(os.urandom(300_000))
     path = project / "pushpull"
-    environ = engine.tls_environ()
-    venvroot(str(path), "--backend", "docker", "--image", busybox_image, "--remote", "--link", "sh", "-q",
-             "--directory", f"{data}:/data:rw", env=environ)  # fmt: skip
+    # TLS on loopback is remote by --remote; the ssh host, named by an alias, is remote by itself.
+    tls = how == "tls"
+    environ = engine.tls_environ() if tls else local_only(DOCKER_HOST=engine.ssh)
+    venvroot(str(path), "--backend", "docker", "--image", busybox_image, *(["--remote"] if tls else []),
+             "--link", "sh", "-q", "--directory", f"{data}:/data:rw", env=environ)  # fmt: skip
+    (project / "made.txt").unlink(missing_ok=True)
     (project / "notes.txt").write_text("from here\n")
     try:
         assert {kind for kind, _ in mounts_on(engine, path)} == {"volume"}
