@@ -8,7 +8,11 @@ from setuptools.command.build_py import build_py
 
 STARTER = "venvroot/backends/ns/starter"
 AGENT = "venvroot/backends/docker/agent"
-SOURCES = {STARTER: [STARTER + ".c"], AGENT: [f"{AGENT}.c", f"{AGENT}_serve.c", f"{AGENT}_run.c"]}
+# The starter is also every ns env's compiled shim (shim.c): one static program.
+SOURCES = {
+    STARTER: [STARTER + ".c", "venvroot/backends/ns/shim.c"],
+    AGENT: [f"{AGENT}.c", f"{AGENT}_serve.c", f"{AGENT}_run.c"],
+}
 
 
 class BuildWithStarter(build_py):

@@ -13,6 +13,15 @@
 
 Every group runs round-robin (machine noise hits all alike); medians and ratios are printed. Run it
 as an unprivileged user for the rootless numbers, as root for the privileged ones.
+
+It measures the installed venvroot (``pip install .``: the compiled starter and shim are built only
+there), never the checkout beside it: the children run with ``PYTHONSAFEPATH`` and this script
+refuses a venvroot imported from the checkout. Each shim row names the way it went in (the compiled
+shim, the sh fragment with the compiled starter, nsenter, Python). Cold rows are timed as cold
+starts come, once the namespaces have ended by themselves after ``LINGER`` seconds (each call waits
+for that), and name which starter built them, call by call (the compiled starter replays a start
+only while nothing it depends on changed: the host's mounts among them, for the host view).
+``--direct N`` checks each cold row against a plain loop over that one env.
 """
 
 from __future__ import annotations
@@ -25,14 +34,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 PY = sys.executable
 VENVROOT = [PY, "-m", "venvroot"]
+# The children import the installed venvroot, not one in their working directory.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 
 def build_root(dest: Path) -> Path:
@@ -56,14 +66,11 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
     return result
 
 
-def round_robin(commands: dict[str, Callable[[], object]], runs: int, setup: dict | None = None) -> dict:
-    """Median seconds of each callable; ``setup[name]`` runs untimed before each timed call."""
-    setup = setup or {}
+def round_robin(commands: dict[str, Callable[[], object]], runs: int) -> dict:
+    """Median seconds of each callable."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, call in commands.items():
-            if name in setup:
-                setup[name]()
             start = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - start)
@@ -119,25 +126,6 @@ def creation(tmp: Path, root: Path, runs: int) -> None:
     show("1. creating an environment", medians, ["python -m venv --without-pip", "virtualenv --no-seed"])
 
 
-def ended(env: Path) -> Callable[[], None]:
-    """Stop ``env``'s namespaces and wait until they are gone: a real cold start comes seconds
-    after the last use, not while the kernel may still be tearing the last ones down (dozens of
-    overlays for the host view)."""
-    from venvroot.backends.ns import holder
-    from venvroot.backends.ns.layout import State, read_holder
-
-    def stop() -> None:
-        state = State(str(env))
-        found = read_holder(state)
-        holder.stop(state)
-        deadline = time.monotonic() + 5
-        # The holder's process is reaped only once its exit has released the mounts.
-        while found is not None and os.path.exists(f"/proc/{found[0]}") and time.monotonic() < deadline:
-            time.sleep(0.002)
-
-    return stop
-
-
 def starter_of(env: Path) -> str:
     """Which starter built ``env``'s running namespaces: the recorded holder's program says."""
     from venvroot.backends.ns.layout import State, read_holder
@@ -149,7 +137,65 @@ def starter_of(env: Path) -> str:
     return "compiled starter" if exe.endswith("/starter") else "Python starter"
 
 
-def shims(tmp: Path, root: Path, runs: int) -> None:
+def way_in(env: Path) -> str:
+    """How ``env``'s shims go in: the compiled shim, or the sh fragment and what it execs."""
+    with open(env / "bin" / "true", "rb") as handle:
+        if handle.readline().rstrip().endswith(b"/bin/.venvroot-shim true"):
+            return "compiled shim"
+    try:
+        fragment = (env / ".venvroot" / "shim.sh").read_text()
+    except FileNotFoundError:
+        return "sh shim, Python"
+    enter = [line for line in fragment.splitlines() if line.startswith("exec ")]
+    return "sh shim, nsenter" if enter and "nsenter" in enter[-1] else "sh shim, starter --join"
+
+
+def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
+    """Wait until none of ``envs`` has a holder process left (they end by themselves, LINGER)."""
+    from venvroot.backends.ns.layout import State
+
+    deadline = time.monotonic() + timeout
+    for env in envs:
+        while time.monotonic() < deadline:
+            try:
+                pid = int((Path(State(str(env)).holder)).read_text().split()[0])
+            except (FileNotFoundError, ValueError, IndexError):
+                break
+            if not os.path.exists(f"/proc/{pid}"):
+                break
+            time.sleep(0.05)
+    time.sleep(0.2)  # the kernel releases the last mounts after the process is reaped
+
+
+def cold_calls(rows: dict[str, Path], runs: int) -> tuple[dict[str, float], dict[str, Counter]]:
+    """Median seconds of a shim call of each row, every call made once every env's namespaces have
+    ended by themselves (``LINGER`` after their last use, as a real cold start comes), and which
+    starter built the namespaces of each call (read right after it)."""
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    starters: dict[str, Counter] = {name: Counter() for name in rows}
+    for _ in range(runs):
+        for name, env in rows.items():
+            wait_ended(list(rows.values()))
+            start = time.perf_counter()
+            quiet([str(env / "bin" / "true")])()
+            times[name].append(time.perf_counter() - start)
+            starters[name][starter_of(env)] += 1
+    return {name: statistics.median(values) for name, values in times.items()}, starters
+
+
+def direct(env: Path, runs: int) -> float:
+    """The plain check of a cold row: ``runs`` times, wait until ``env``'s namespaces are gone,
+    then time one shim call; the median seconds."""
+    times = []
+    for _ in range(runs):
+        wait_ended([env])
+        start = time.perf_counter()
+        subprocess.run([str(env / "bin" / "true")], stdin=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) -> None:
     project = tmp / "shims"
     project.mkdir()
     envs = {}
@@ -168,54 +214,52 @@ def shims(tmp: Path, root: Path, runs: int) -> None:
         run([str(envs[name] / "bin" / ".venvroot-session"), "start", str(os.getpid())])
         run([str(envs[name] / "bin" / "true")])
     bwrap = ["bwrap", "--unshare-all", "--share-net", "--dev", "/dev", "--proc", "/proc"]
-    commands = {
-        "bwrap --ro-bind BUSYBOX / true": quiet(
-            [*bwrap[:3], "--ro-bind", str(root), "/", *bwrap[3:], "/bin/true"]
-        ),
-        "shim true, busybox root, active session": quiet([str(envs["bb-session"] / "bin" / "true")]),
-        "shim true, busybox root, outside (namespaces up)": quiet([str(envs["bb-outside"] / "bin" / "true")]),
-        "bwrap --ro-bind / / true": quiet([*bwrap[:3], "--ro-bind", "/", "/", *bwrap[3:], "/bin/true"]),
-        "shim true, host view, active session": quiet([str(envs["host-session"] / "bin" / "true")]),
-        "shim true, host view, outside (namespaces up)": quiet([str(envs["host-outside"] / "bin" / "true")]),
+    bb, host = "bwrap --ro-bind BUSYBOX / true", "bwrap --ro-bind / / true"
+    shim = {name: quiet([str(env / "bin" / "true")]) for name, env in envs.items()}
+    warm = {
+        "busybox root, active session": "bb-session",
+        "busybox root, outside (namespaces up)": "bb-outside",
+        "host view, active session": "host-session",
+        "host view, outside (namespaces up)": "host-outside",
     }
+    rows = {f"shim true, {k} [{way_in(envs[v])}]": shim[v] for k, v in warm.items()}
+    commands = {bb: quiet([*bwrap[:3], "--ro-bind", str(root), "/", *bwrap[3:], "/bin/true"])}
+    commands.update({k: v for k, v in rows.items() if "busybox" in k})
+    commands[host] = quiet([*bwrap[:3], "--ro-bind", "/", "/", *bwrap[3:], "/bin/true"])
+    commands.update({k: v for k, v in rows.items() if "host" in k})
     if not shutil.which("bwrap"):
         commands = {k: v for k, v in commands.items() if not k.startswith("bwrap")}
     for call in commands.values():  # warm up; the outside envs' namespaces start here
         call()
     medians = round_robin(commands, runs)
     # Cold: the compiled starter replays what the warm-up's (Python) start wrote down.
-    cold = {
-        "shim true, busybox root, outside (cold: builds them)": quiet(
-            [str(envs["bb-outside"] / "bin" / "true")]
-        ),
-        "shim true, host view, outside (cold: builds them)": quiet(
-            [str(envs["host-outside"] / "bin" / "true")]
-        ),
-        "shim true, busybox root, cold, Python starter (no compiler)": quiet(
-            [str(envs["bb-python"] / "bin" / "true")]
-        ),
-        # The floor of a cold shim, which starts this interpreter before anything else.
-        "python -I -S -c pass (a cold shim's interpreter alone)": quiet([PY, "-I", "-S", "-c", "pass"]),
+    cold_envs = {
+        "shim true, busybox root, outside (cold: builds them)": envs["bb-outside"],
+        "shim true, host view, outside (cold: builds them)": envs["host-outside"],
+        "shim true, busybox root, cold, Python starter (no compiler)": envs["bb-python"],
     }
-    stops = {
-        "shim true, busybox root, outside (cold: builds them)": ended(envs["bb-outside"]),
-        "shim true, host view, outside (cold: builds them)": ended(envs["host-outside"]),
-        "shim true, busybox root, cold, Python starter (no compiler)": ended(envs["bb-python"]),
-    }
-    cold_medians = round_robin(cold, max(10, runs // 2), setup=stops)
-    # Say which starter built each cold row's namespaces (the last run's holder tells).
-    for name, env in (
-        ("shim true, busybox root, outside (cold: builds them)", envs["bb-outside"]),
-        ("shim true, host view, outside (cold: builds them)", envs["host-outside"]),
-        ("shim true, busybox root, cold, Python starter (no compiler)", envs["bb-python"]),
-    ):
-        cold_medians[f"{name} [{starter_of(env)}]"] = cold_medians.pop(name)
+    cold, starters = cold_calls(cold_envs, cold_runs)
+    # The floor of a cold shim that starts this interpreter before anything else.
+    cold |= round_robin(
+        {"python -I -S -c pass (a Python start alone)": quiet([PY, "-I", "-S", "-c", "pass"])}, runs
+    )
+    cold_medians = {}
+    for name, median in cold.items():
+        if name not in cold_envs:
+            cold_medians[name] = median
+            continue
+        built = ", ".join(f"{what} {count}/{cold_runs}" for what, count in starters[name].most_common())
+        cold_medians[f"{name} [{way_in(cold_envs[name])}; {built}]"] = median
+        if direct_runs:
+            plain = direct(cold_envs[name], direct_runs)
+            ratio = f"{median / plain:.2f}x"
+            print(f"direct check: {name}: {plain * 1000:.1f} ms, the bench {median * 1000:.1f} ms ({ratio})")
     medians.update(cold_medians)
     for name in ("bb-session", "host-session"):
         run([str(envs[name] / "bin" / ".venvroot-session"), "stop", str(os.getpid())])
     for env in envs.values():
         run([*VENVROOT, "destroy", str(env)])
-    anchors = [a for a in ("bwrap --ro-bind BUSYBOX / true", "bwrap --ro-bind / / true") if a in medians]
+    anchors = [a for a in (bb, host) if a in medians]
     show("2. a shim running true (bwrap: same root, same kind of namespaces)", medians, anchors)
 
 
@@ -257,6 +301,13 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=40, help="runs of the fast commands (creation: a quarter)"
     )
+    parser.add_argument(
+        "--cold-runs", type=int, default=10, help="cold calls of each env (each waits LINGER seconds)"
+    )
+    parser.add_argument("--only", choices=("create", "shims", "activate"), help="run one group only")
+    parser.add_argument(
+        "--direct", type=int, default=0, metavar="N", help="check the cold rows against N plain calls"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="venvroot-bench-env-") as tmp_name:
         tmp = Path(tmp_name)
@@ -264,16 +315,24 @@ def main() -> None:
         root = build_root(tmp / "busybox-root")
         who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (rootless)"
         print(f"venvroot ns backend benchmark, as {who}, Python {sys.version.split()[0]}, one run")
+        import venvroot
         from venvroot.backends.ns import startfile
 
+        where = Path(venvroot.__file__).resolve().parent
+        if where.is_relative_to(REPO):
+            sys.exit(f"bench_env: venvroot is imported from the checkout {where}: run the installed copy")
+        print(f"venvroot {venvroot.__version__} from {where}")
         if not startfile.available():  # a checkout is not built: only `pip install` compiles it
             print(
                 f"note: no compiled starter at {startfile.STARTER} (pip install builds it): "
                 "cold rows use Python"
             )
-        creation(tmp, root, max(3, args.runs // 4))
-        shims(tmp, root, args.runs)
-        activation(tmp, root, args.runs)
+        if args.only in (None, "create"):
+            creation(tmp, root, max(3, args.runs // 4))
+        if args.only in (None, "shims"):
+            shims(tmp, root, args.runs, args.cold_runs, args.direct)
+        if args.only in (None, "activate"):
+            activation(tmp, root, args.runs)
 
 
 if __name__ == "__main__":

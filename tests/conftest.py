@@ -16,6 +16,7 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_USER = os.environ.get("VENVROOT_TEST_USER", "venvroot-test")
+NORANGE_USER = os.environ.get("VENVROOT_TEST_NORANGE_USER", "venvroot-norange")  # no /etc/subuid entry
 
 
 def _restore_terminal_signals() -> None:
@@ -86,22 +87,40 @@ def need(tool: str) -> str:
     return path  # type: ignore[return-value]
 
 
+def _test_account(name: str) -> pwd.struct_passwd:
+    """The account ``name`` (made by .ci/setup), checked to run this interpreter with venvroot."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        missing(f"no user {name!r}; .ci/setup creates it")
+    probe = subprocess.run(
+        ["runuser", "-u", name, "--", sys.executable, "-c", "import venvroot"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        missing(f"{name} cannot run {sys.executable} with venvroot: {probe.stderr.strip()}")
+    return entry
+
+
 @pytest.fixture(scope="session")
 def unprivileged_user() -> pwd.struct_passwd:
     """An unprivileged account that can run this interpreter (created by .ci/setup)."""
     if os.getuid() != 0:
         return pwd.getpwuid(os.getuid())
-    try:
-        entry = pwd.getpwnam(TEST_USER)
-    except KeyError:
-        missing(f"no user {TEST_USER!r}; .ci/setup creates it")
-    probe = subprocess.run(
-        ["runuser", "-u", TEST_USER, "--", sys.executable, "-c", "import venvroot"],
-        capture_output=True,
-        text=True,
-    )
-    if probe.returncode != 0:
-        missing(f"{TEST_USER} cannot run {sys.executable} with venvroot: {probe.stderr.strip()}")
+    return _test_account(TEST_USER)
+
+
+@pytest.fixture(scope="session")
+def rangeless_user() -> pwd.struct_passwd:
+    """A second unprivileged account, with no subordinate ids in /etc/subuid or /etc/subgid."""
+    if os.getuid() != 0:
+        pytest.skip("needs root (to run as the second test user)")
+    entry = _test_account(NORANGE_USER)
+    for path in ("/etc/subuid", "/etc/subgid"):
+        with open(path) as f:
+            if any(line.split(":")[0] in (NORANGE_USER, str(entry.pw_uid)) for line in f):
+                missing(f"{NORANGE_USER} has a range in {path}; .ci/setup gives it none")
     return entry
 
 

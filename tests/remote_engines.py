@@ -228,9 +228,10 @@ def second_engine(image: str, with_ssh: bool = True) -> Iterator[Engine]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", name="engine")
+@pytest.fixture(scope="module", name="engine")
 def engine_fixture(daemon: None, busybox_image: str) -> Iterator[Engine]:
-    """The second engine (with the busybox image loaded) and the sshd in front of it, for the session."""
+    """The second engine (with the busybox image loaded) and the sshd in front of it, for one module:
+    its mounts under /tmp must be gone before the host-view tests of other modules look at /tmp."""
     if os.getuid() != 0:
         missing("a second dockerd needs root")
     need("ip")

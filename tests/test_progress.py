@@ -74,6 +74,8 @@ def test_tarball_root_and_snapshots_show_progress_on_a_terminal(who) -> None:
     progress_line(out, "snapshot of env")
     out = in_pty(run_as(user, [*VENVROOT, "snapshot", "restore", str(env), "one"]), base)
     progress_line(out, "restoring one")
+    out = in_pty(run_as(user, [*VENVROOT, "freeze", str(env)]), base)
+    progress_line(out, "freezing env")
 
 
 def test_no_progress_off_a_terminal_or_with_q(tmp_path: Path) -> None:
@@ -92,6 +94,7 @@ def test_no_progress_off_a_terminal_or_with_q(tmp_path: Path) -> None:
     assert in_pty([*VENVROOT, str(tmp_path / "b"), "--root", str(tarball), "-q"], tmp_path) == ""
     assert in_pty([*VENVROOT, "snapshot", "create", str(tmp_path / "b"), "-q"], tmp_path) == ""
     assert in_pty([*VENVROOT, "snapshot", "restore", str(tmp_path / "b"), "snap-1", "-q"], tmp_path) == ""
+    assert in_pty([*VENVROOT, "freeze", str(tmp_path / "b"), "-q"], tmp_path) == ""
 
 
 def test_docker_image_root_shows_progress(tmp_path: Path, busybox_image: str) -> None:

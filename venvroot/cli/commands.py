@@ -15,6 +15,15 @@ if TYPE_CHECKING:
     from ..snapshots.store import Snapshots
 
 
+def _quiet(quiet: bool) -> bool:
+    """``-q``: no progress lines from here on."""
+    if quiet:
+        from ..util import progress
+
+        progress.set_quiet(True)
+    return quiet
+
+
 def cmd_create(argv: list[str]) -> int:
     from ..backends.settings import Settings
     from ..env import compat, config
@@ -38,12 +47,8 @@ def cmd_create(argv: list[str]) -> int:
     for dest, value in ns.items():
         values[dest.replace("_", "-")] = check(dest.replace("_", "-"), value)
     clear = bool(values.pop("clear", False))
-    quiet = bool(values.pop("quiet", False))
+    quiet = _quiet(bool(values.pop("quiet", False)))
     verbose = bool(values.pop("verbose", False))
-    if quiet:
-        from ..util import progress
-
-        progress.set_quiet(True)
     compat.resolve(values, quiet)
     remote, local = values.pop("remote", False), values.pop("local", False)
     if remote and local:
@@ -200,11 +205,7 @@ def cmd_snapshot(argv: list[str]) -> int:
     from ..util.progress import human_size
 
     ns = snapshot_parser().parse_args(argv)
-    quiet = getattr(ns, "quiet", False)
-    if quiet:
-        from ..util import progress
-
-        progress.set_quiet(True)
+    quiet = _quiet(getattr(ns, "quiet", False))
     env = Environment.open(ns.path)
     snaps = Snapshots(env)
     if ns.action == "create":
@@ -281,10 +282,13 @@ def cmd_freeze(argv: list[str]) -> int:
         "and new snapshots are refused until `venvroot unfreeze`.",
     )
     p.add_argument("--name", help="name of the base snapshot (default: frozen-N)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no report")
     ns = p.parse_args(argv)
+    _quiet(ns.quiet)
     env = Environment.open(ns.path)
     snap = freeze(Snapshots(env), ns.name)
-    print(f"froze {env.dir} at snapshot {snap.name} ({snap.id})")
+    if not ns.quiet:
+        print(f"froze {env.dir} at snapshot {snap.name} ({snap.id})")
     return 0
 
 

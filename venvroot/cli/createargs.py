@@ -87,7 +87,7 @@ OPTIONS: tuple[tuple[str, tuple[str, ...], str, str | None, str], ...] = (
         ("--root",),
         "store",
         None,
-        "ns root: a directory, a tarball or docker:IMAGE (default: the host, CoW)",
+        "ns root: a directory, a tarball, docker:IMAGE or debian:SUITE (default: the host, CoW)",
     ),
     (VENVROOT, ("--image",), "store", None, "docker image for --backend docker"),
     (VENVROOT, ("--user",), "store", None, "root, or [system:][ID:]NAME (default: you)"),

@@ -52,12 +52,14 @@ def exec_activated_shell(env: Environment) -> NoReturn:
         argv = [path, "-i"]
     elif name == "fish":
         argv = [path, "-i", "-C", f"source {_fish_quote(str(bin_dir / 'activate.fish'))}"]
+    elif name == "nu":
+        argv = [path, "-e", f"source {_nu_quote(str(bin_dir / 'activate.nu'))}"]
     elif name == "xonsh":
         argv = [path, "-i", "--rc", os.path.expanduser("~/.xonshrc"), str(bin_dir / "activate.xsh")]
     else:
         raise VenvrootError(
             f"`venvroot shell` does not know how to start {name}; run `source {bin_dir}/activate` "
-            "(or activate.fish, activate.csh, activate.xsh) in your shell"
+            "(or activate.fish, activate.csh, activate.xsh, activate.nu) in your shell"
         )
     os.execv(path, argv)
 
@@ -71,3 +73,12 @@ def _rcfile(text: str) -> str:
 
 def _fish_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _nu_quote(value: str) -> str:
+    """A nu string literal of ``value``: single quotes take it as it is; a raw string if it has one."""
+    if "'" not in value:
+        return f"'{value}'"
+    # r#'...'# ends at the first '# : use one # more than any run of them after a quote
+    hashes = "#" * (max(len(run) - len(run.lstrip("#")) for run in value.split("'")[1:]) + 1)
+    return f"r{hashes}'{value}'{hashes}"

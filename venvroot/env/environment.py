@@ -96,11 +96,14 @@ class Environment:
         """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too):
         with the ns backend this process becomes the program. Run a shim to keep the caller."""
         from ..backends import envconfig
+        from ..backends.ns import rangehint
         from ..snapshots import rules
 
         rules.apply(self, argv[0], argv[1:])
+        cfg = envconfig.read(self.dir)
+        rangehint.watch(cfg, argv[0])  # apt failing for want of subordinate ids: say so
         module = __import__(f"venvroot.backends.{self.settings.backend}.run", fromlist=["run"])
-        return module.run(envconfig.read(self.dir), argv[0], argv[1:])
+        return module.run(cfg, argv[0], argv[1:])
 
     def resync_shims(self, before: set[str]) -> None:
         """Shims follow the env's programs after its Python packages changed under them (a restore,

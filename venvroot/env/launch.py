@@ -12,6 +12,7 @@ import sys
 
 from ..backends import envconfig
 from ..backends.envstate import AUTO_KEY
+from ..backends.ns import rangehint
 from ..backends.ns.layout import BRAIN
 from ..errors import VenvrootError
 
@@ -69,5 +70,6 @@ def run(env_dir: str, program: str, args: list[str]) -> int:
         from .environment import Environment
 
         return Environment.open(env_dir).run([program, *args])
+    rangehint.watch(cfg, program)  # apt failing for want of subordinate ids: say so
     module = __import__(f"venvroot.backends.{cfg.backend}.run", fromlist=["run"])
     return module.run(cfg, program, args)

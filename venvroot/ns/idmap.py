@@ -128,8 +128,9 @@ def missing_range_hint() -> str | None:
     tools = [t for t in ("newuidmap", "newgidmap") if helper(t) is None]
     if tools:
         return (
-            f"{' and '.join(tools)} missing: root inside this environment cannot chown files or "
-            "call setgroups (apt-get and dpkg fail); install them (Debian: `apt-get install uidmap`)"
+            f"{' and '.join(tools)} {'are' if len(tools) > 1 else 'is'} missing: root inside this "
+            "environment cannot chown files or call setgroups (apt-get and dpkg fail); install them "
+            "(Debian: `apt-get install uidmap`)"
         )
     top = 100000
     for path in (SUBUID, SUBGID):

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
 
 SI_KERNEL = 0x80
@@ -38,10 +39,12 @@ def other_pid_namespace(pid: int) -> bool:
     return os.stat(f"/proc/{pid}/ns/pid").st_ino != os.stat("/proc/self/ns/pid_for_children").st_ino
 
 
-def fork_in() -> None:
+def fork_in(then: Callable[[int], object] | None = None) -> None:
     """After ``setns(CLONE_NEWPID)``: return in the child, inside the namespace; this process
     becomes the relay and never returns. Call :func:`die_with_relay` in the child once its ids
-    are final (a change of ids clears what it sets)."""
+    are final (a change of ids clears what it sets). With ``then``, the relay keeps its stderr
+    and calls ``then(status)`` with the program's wait status before it ends as the program did
+    (a watcher with the last word: used outside PID namespaces too)."""
     watched = {*RELAYED, _sig.SIGCHLD}
     before = _sig.pthread_sigmask(_sig.SIG_BLOCK, watched)
     for stream in ("stdout", "stderr"):  # nothing buffered may be written twice
@@ -50,7 +53,7 @@ def fork_in() -> None:
     if child == 0:
         _sig.pthread_sigmask(_sig.SIG_SETMASK, before)
         return
-    _relay(child, watched)
+    _relay(child, watched, then)
 
 
 def die_with_relay() -> None:
@@ -60,10 +63,10 @@ def die_with_relay() -> None:
         os._exit(128 + _sig.SIGKILL)
 
 
-def _relay(child: int, watched: set[int]) -> NoReturn:
+def _relay(child: int, watched: set[int], then: Callable[[int], object] | None = None) -> NoReturn:
     try:
         null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):  # a reader waiting for EOF must not wait for the relay
+        for fd in (0, 1) if then else (0, 1, 2):  # a reader waiting for EOF must not wait for the relay
             os.dup2(null, fd)
     except OSError:
         pass
@@ -74,6 +77,11 @@ def _relay(child: int, watched: set[int]) -> NoReturn:
         if signum == _sig.SIGCHLD:
             done, status = os.waitpid(child, os.WNOHANG)
             if done:
+                if then is not None:
+                    try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
+                        then(status)
+                    except Exception:  # the program's status comes first
+                        pass
                 _mirror(status)
             continue
         if info.si_code != SI_KERNEL:  # sent to the relay alone: pass it on

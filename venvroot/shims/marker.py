@@ -21,7 +21,7 @@ def shim_head(head: bytes) -> bool:
 def _second_line(path: str) -> bytes | None:
     try:
         with open(path, "rb") as handle:
-            lines = handle.read(200).split(b"\n")
+            lines = handle.read(512).split(b"\n")  # the first line may be up to 255 bytes
     except OSError:
         return None
     return lines[1] if len(lines) > 1 else None

@@ -12,8 +12,12 @@ from .marker import ENTRY, is_shim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SESSION_HOOK = ".venvroot-session"
+# The compiled shims' interpreter, where the backend put one in bin/ (the ns backend's layout.py).
+COMPILED = ".venvroot-shim"
 # Files the environment itself owns in bin/: a shim must never replace them.
-RESERVED = ("activate", "destroy", SESSION_HOOK)
+RESERVED = ("activate", "destroy", SESSION_HOOK, COMPILED)
+# The kernel reads this much of a script's first line (BINPRM_BUF_SIZE, Linux 5.1 on).
+FIRST_LINE_MAX = 255
 
 
 def shim_name(program: str) -> str:
@@ -40,9 +44,22 @@ def _render(template: str, env_dir: str, name: str, **values: str | bool) -> str
     return path
 
 
+def interpreter(env_dir: str, program: str) -> str:
+    """A shim's ``#!`` line: the env's compiled shim with the program as its one argument (the
+    kernel runs ``bin/.venvroot-shim PROGRAM bin/NAME ARG...``) where the backend put one in bin/
+    and the line can carry both, else /bin/sh, which runs the rest of the shim."""
+    compiled = f"{env_dir}/bin/{COMPILED}"
+    line = f"{compiled} {program}"
+    plain = not any(c.isspace() for c in compiled) and program == program.strip()
+    if plain and len(line) + 2 <= FIRST_LINE_MAX and os.access(compiled, os.X_OK):
+        return line
+    return "/bin/sh"
+
+
 def write_shim(env_dir: str, program: str) -> str:
     """Write (or replace) ``bin/NAME`` for ``program``; return its path."""
-    return _render("shim.tmpl", env_dir, shim_name(program), program=program)
+    name = shim_name(program)
+    return _render("shim.tmpl", env_dir, name, program=program, interpreter=interpreter(env_dir, program))
 
 
 def write_manage_script(env_dir: str, name: str, verb: str) -> str:

@@ -13,10 +13,13 @@ from .store import Snapshots
 
 def freeze(store: Snapshots, name: str | None = None) -> Snapshot:
     """Take a snapshot and make it the base every session starts from."""
+    from ..util import progress
+
     with store.lock():
         if frozen_id(store.env_dir):
             store.refuse_if_frozen("freezing again")
-        snap = store.take(name, None, FREEZE_NAME)
+        with progress.Progress(f"freezing {os.path.basename(store.env_dir)}"):
+            snap = store.take(name, None, FREEZE_NAME)
         store.call("freeze_root", snap.path, snap.facts)
         write_text(os.path.join(store.dir, FROZEN_FILE), snap.id + "\n")
         return snap

@@ -1,5 +1,5 @@
-"""A progress line for long work (unpacking a root, snapshots, restores, image pulls): one line on stderr,
-rewritten in place with ``\\r``, and nothing at all when stderr is not a terminal or under ``-q``.
+"""A progress line for long work (unpacking a root, snapshots, restores, image pulls, debootstrap):
+one line on stderr, rewritten in place with ``\\r``, nothing at all off a terminal or under ``-q``.
 
 The work being counted calls :func:`tick` (a no-op unless a :class:`Progress` is open), so the code
 that walks files needs no progress object passed down. Never used on a shim's hot path.
@@ -41,13 +41,14 @@ class Progress:
     """``with Progress("unpacking x.tar"):`` shows ``unpacking x.tar: 1234 files, 5.6 MiB`` while
     the block ticks, and the final count with ``done`` when it ends without an error."""
 
-    def __init__(self, what: str, unit: str = "files") -> None:
+    def __init__(self, what: str, unit: str = "files", label: str = "") -> None:
         self.what = what
         self.unit = unit  # what ``files`` counts: files, or an image's layers
         self.files = 0
         self.size = 0
         self.shown = 0.0
         self.width = 0
+        self.label = label  # the stage of work told in words (debootstrap's), instead of the counts
         self.enabled = not _quiet and _isatty()
 
     def __enter__(self) -> Progress:
@@ -69,8 +70,15 @@ class Progress:
         if time.monotonic() - self.shown >= INTERVAL:
             self._draw()
 
+    def stage(self, label: str) -> None:
+        """Show ``label`` as what is being done now (a step of a tool's own output)."""
+        if self.enabled:
+            self.label = label[:60]  # one line on any terminal: \r rewrites only the last one
+            self.add(1, 0)
+
     def _draw(self, end: str = "") -> None:
-        text = f"{self.what}: {self.files} {self.unit}, {human_size(self.size)}{end.rstrip(chr(10))}"
+        told = self.label or f"{self.files} {self.unit}, {human_size(self.size)}"
+        text = f"{self.what}: {told}{end.rstrip(chr(10))}"
         # Spaces cover what a longer earlier line left.
         sys.stderr.write("\r" + text.ljust(self.width) + ("\n" if end.endswith("\n") else ""))
         sys.stderr.flush()

@@ -1,11 +1,11 @@
 """Management side of the ``ns`` backend: create, sessions, reset, destroy, info.
 
 Create, in order: check the root source and the mappings (nothing written yet); make the state
-directory; get the pristine lower layer (the host, the directory, or a tarball/image unpacked once)
-and, for the host, plan and probe its copy-on-write view; settle who runs inside (the caller, root,
-or a user made inside: passwd/group and home in the writable layer); make every mount point; write
-the shims' sh fast path and the session hook; and, when the root has a Python, make the env a
-Python virtual environment with it (pyenv.py).
+directory; get the pristine lower layer (the host, the directory, or a tarball, image or debootstrap
+root unpacked once) and, for the host, plan and probe its copy-on-write view; settle who runs
+inside (the caller, root, or a user made inside: passwd/group and home in the writable layer); make
+every mount point; write the shims' sh fast path and the session hook; and, when the root has a
+Python, make the env a Python virtual environment with it (pyenv.py).
 """
 
 from __future__ import annotations
@@ -76,6 +76,10 @@ class Backend(BaseBackend):
         if sources.kind_of(self.settings.root) in ("directory", "tarball"):
             self.settings.root = os.path.abspath(self.settings.root or "")  # recorded as such
         UserSpec.parse(self.settings.user)
+        if sources.kind_of(self.settings.root) == "debian":
+            from . import debian
+
+            debian.check(self.settings.root or "")
         project = os.path.dirname(self.env_dir)
         if project in SYSTEM_DIRS or project.startswith(("/usr/", "/proc/", "/sys/", "/dev/", "/r/")):
             raise UsageError(
@@ -112,6 +116,11 @@ class Backend(BaseBackend):
             inside = mappedroot.inside_ids(settings.user)  # whose files the caller's are
             if kind == "tarball":
                 sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower, inside)
+            elif kind == "debian":
+                from . import debian
+
+                sources.unpack_tarball(debian.cached_root(settings.root or ""), state.lower, inside)
+                root_path = debian.PATH
             else:
                 config = sources.export_image(
                     (settings.root or "")[len(sources.DOCKER_PREFIX) :], state.lower, inside
@@ -156,6 +165,7 @@ class Backend(BaseBackend):
         if fragment is not None:
             with open(self.state.fastpath, "w", encoding="utf-8") as handle:
                 handle.write(fragment)
+        fastpath.write_compiled_shim(cfg, switch_ids(cfg))  # before any shim: they name it
         hook = f"{self.env_dir}/bin/{writer.SESSION_HOOK}"
         with open(hook, "w", encoding="utf-8") as handle:
             handle.write(fastpath.session_script(cfg))
@@ -328,6 +338,10 @@ class Backend(BaseBackend):
         with holder.Lock(self.state).exclusive() as lock:
             snapshot.put_back(self, src, lock, prepare=True)
 
+    def drop_root_snapshot(self, src: str, facts: dict[str, str]) -> None:
+        """The copied layers go here: they may hold files of subordinate ids (removal.py)."""
+        remove_tree(os.path.join(src, "root"))
+
     def freeze_root(self, src: str, facts: dict[str, str]) -> None:
         """Nothing to do now: sessions start and end with the frozen state (session_start/stop)."""
 
@@ -367,7 +381,13 @@ class Backend(BaseBackend):
         facts["namespaces"] = f"running (holder pid {found[0]})" if found else "not running"
         facts["activated shells"] = str(len(holder.live_shells(state)))
         facts["env python"] = extra.get(CFG_PYTHON, "none (the root has no Python)")
-        facts["shim fast path"] = "nsenter" if os.path.exists(state.fastpath) else "none (no nsenter)"
+        facts["shim fast path"] = (
+            "compiled shim"
+            if os.path.exists(state.shim_cfg)
+            else "sh"
+            if os.path.exists(state.fastpath)
+            else "none (no nsenter)"
+        )
         uid, _gid = runner_ids(self.cfg())
         facts["user inside"] = (
             extra.get(CFG_LOGIN) or f"the caller (uid {os.getuid() if uid is None else uid})"

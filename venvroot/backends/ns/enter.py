@@ -10,6 +10,7 @@ import os
 import sys
 
 from ...errors import VenvrootError
+from ...ns.program import execvpe  # imported here: inside the root venvroot may not be importable
 from ...shims.marker import shim_head
 from ..activations import read_head
 
@@ -110,7 +111,7 @@ def past_shim(argv: list[str], env: Mapping[str, str], shims: str, root: str = "
     if "/" in name or path[0] != shims:
         return argv
     try:
-        head = read_head(f"{root}{shims}/{name}", 128)
+        head = read_head(f"{root}{shims}/{name}", 512)  # a compiled shim's first line: up to 255
     except OSError:
         return argv
     if not shim_head(head):
@@ -123,24 +124,13 @@ def past_shim(argv: list[str], env: Mapping[str, str], shims: str, root: str = "
 
 
 def _execvpe(argv: list[str], env: Mapping[str, str]) -> None:
-    """os.execvpe without its lazy imports (inside, the standard library may be missing)."""
-    name = argv[0]
-    error: OSError = FileNotFoundError(2, "No such file or directory")
+    """Become ``argv`` (looked up in ``env``'s PATH), or say why not and exit as a shell would."""
     try:
-        if "/" in name:
-            os.execve(name, argv, env)
-        for directory in (env.get("PATH") or os.defpath).split(":"):
-            try:
-                os.execve(os.path.join(directory or ".", name), argv, env)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            except OSError as exc:
-                error = exc
-    except OSError as exc:
-        error = exc
-    missing = isinstance(error, (FileNotFoundError, NotADirectoryError))
-    os.write(2, f"venvroot: cannot run {name!r} inside the environment: {error.strerror}\n".encode())
-    os._exit(127 if missing else 126)
+        execvpe(argv, env)
+    except OSError as error:
+        missing = isinstance(error, (FileNotFoundError, NotADirectoryError))
+        os.write(2, f"venvroot: cannot run {argv[0]!r} inside the environment: {error.strerror}\n".encode())
+        os._exit(127 if missing else 126)
 
 
 def run_inside(

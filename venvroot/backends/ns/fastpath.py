@@ -9,6 +9,9 @@ Python at all:
   namespaces with the compiled starter's ``--join`` (or ``nsenter`` without it). When nothing
   runs, the compiled starter starts the namespaces first (startfile.py); when it cannot, the
   fragment returns and the shim goes on to Python, which starts them.
+* ``<env>/.venvroot/shim.cfg``: the same steps for the compiled shim (shim.c), a shim whose first
+  line names ``<env>/bin/.venvroot-shim`` (the env's copy of the static compiled starter) as its
+  interpreter: no shell at all. Without a static starter the shims stay sh (shims/writer.py).
 * the inside version (written by the holder into the tmpfs covering ``<env>/.venvroot`` inside):
   a shim run *inside* the root (it is on PATH there) runs the program itself, found on the root's
   PATH without ``<env>/bin``, instead of entering the env again.
@@ -26,8 +29,11 @@ import sys
 from ...shims.marker import ENTRY
 from ...util.shquote import quote as q
 from ..inside import DEFAULT_PATH
-from . import startfile
-from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, MARKER_PREFIX, State
+from . import rangehint, startfile
+from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, CFG_UID, MARKER_PREFIX, State
+
+# Host variables that would mislead programs inside (the docker backend drops the same ones).
+DROPPED = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONHOME", "HOSTNAME")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,9 +58,9 @@ def nsenter_flags(ids: tuple[int, int] | None, pid: bool = False) -> list[str]:
     return flags
 
 
-def _cwd_cases(cfg: EnvConfig) -> str:
-    """sh ``case`` arms mapping $PWD (physical) to the directory inside, as ``inside.map_cwd`` does:
-    the deepest mapping wins, a --directory over the project at equal depth."""
+def _cwd_maps(cfg: EnvConfig) -> list[tuple[str, str]]:
+    """(host, inside) directories, in the order a physical $PWD is tried against them, as
+    ``inside.map_cwd`` does: the deepest mapping wins, a --directory over the project at equal depth."""
     from ..mapping import DirectoryMapping
 
     project = os.path.dirname(cfg.env_dir)
@@ -63,11 +69,14 @@ def _cwd_cases(cfg: EnvConfig) -> str:
         d = DirectoryMapping.parse(spec, check_exists=False)
         maps.append((d.host, d.inside))
     order = sorted(range(len(maps)), key=lambda i: (-len(maps[i][0]), -i))
+    return [maps[i] for i in order if maps[i][0] != "/"]
+
+
+def _cwd_cases(cfg: EnvConfig) -> str:
+    """sh ``case`` arms mapping $PWD (physical) to the directory inside (``_cwd_maps``); anything
+    else is under /r, where the host's / is seen."""
     arms = []
-    for i in order:
-        host, inside = maps[i]
-        if host == "/":
-            continue
+    for host, inside in _cwd_maps(cfg):
         if host == inside:
             arms.append(f"    {q(host)} | {q(host)}/*) _vr_wd=$PWD ;;")
         else:
@@ -95,8 +104,8 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
 
     compiled = startfile.available()
     if compiled:  # it joins too, statically linked: half a millisecond less than nsenter
-        ids_arg = "-" if os.geteuid() != 0 or ids is None else f"{ids[0]}:{ids[1]}"
-        enter = f'{q(startfile.STARTER)} --join "$_vr_pid" "$_vr_wd" {ids_arg} --again "$0" "$_vr_prog" "$@"'
+        join = f'{q(startfile.STARTER)} --join "$_vr_pid" "$_vr_wd" {_ids_arg(ids)}'
+        enter = f'{join} --again "$0" "$_vr_prog" "$@"'
     else:
         nsenter = _which("nsenter")
         if nsenter is None:
@@ -113,6 +122,12 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
         who = f'[ -n "${{HOME+x}}" ] || {{ HOME={q(os.path.expanduser("~"))}; export HOME; }}'
     path = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
     start = "_vr_live || return 0\n"
+    tools = ""
+    if os.geteuid() != 0 and cfg.get(CFG_UID) == "0":
+        tools = f"""\
+# apt and dpkg take the Python path, which names a missing subordinate id range if they fail (rangehint.py).
+case ${{_venvroot_program##*/}} in {" | ".join(rangehint.TOOLS)}) return 0 ;; esac
+"""
     if compiled:
         steps = q(startfile.path(state))
         start = f"""\
@@ -127,7 +142,7 @@ _vr_live || {{ [ -e {steps} ] && {q(startfile.STARTER)} {steps} 2>/dev/null && _
 # Python path takes over.
 # Automatic-snapshot rules (`venvroot snapshot configure`) are the Python path's to apply.
 [ ! -e {q(envstate.auto_dir(cfg.env_dir))} ] || return 0
-_vr_live() {{
+{tools}_vr_live() {{
     {{ read -r _vr_pid _vr_tok < {q(state.holder)}; }} 2>/dev/null &&
         [ -e "/proc/$_vr_pid/root"{q(state.hidden)}"/{MARKER_PREFIX}$_vr_tok" ]
 }}
@@ -157,13 +172,92 @@ case $_venvroot_program in
     [ -n "$_vr_prog" ] || return 0
     ;;
 esac
-unset LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT PYTHONHOME HOSTNAME
+unset {" ".join(DROPPED)}
 {who}
 PATH={q(path)}
 PWD=$_vr_wd
 export PATH PWD
 exec {enter}
 """
+
+
+def _ids_arg(ids: tuple[int, int] | None) -> str:
+    return "-" if os.geteuid() != 0 or ids is None else f"{ids[0]}:{ids[1]}"
+
+
+def shim_config(cfg: EnvConfig, ids: tuple[int, int] | None) -> bytes:
+    """``<env>/.venvroot/shim.cfg``: the host fragment's steps for the compiled shim (shim.c)."""
+    from .. import envstate
+
+    state = State(cfg.env_dir)
+    steps: list[tuple[str, ...]] = [
+        ("auto", envstate.auto_dir(cfg.env_dir)),
+        ("holder", state.holder),
+        ("hidden", state.hidden),
+        ("start", startfile.STARTER, startfile.path(state)),
+        *(("map", host, inside) for host, inside in _cwd_maps(cfg)),
+        ("search", *root_search_path(cfg).split(":")),
+        ("unset", *DROPPED),
+    ]
+    login = cfg.get(CFG_LOGIN)
+    if login:
+        steps += [
+            ("set", "USER", login),
+            ("set", "LOGNAME", login),
+            ("set", "HOME", cfg.get(CFG_HOME) or "/"),
+        ]
+    else:
+        steps.append(("default", "HOME", os.path.expanduser("~")))
+    steps.append(("set", "PATH", cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"))
+    steps.append(("ids", _ids_arg(ids)))
+    steps.append(("python", sys.executable, "-I", "-S", ENTRY, cfg.env_dir))
+    tokens = ["venvroot-shim 1"]
+    for name, *args in steps:
+        tokens += [name, str(len(args)), *args]
+    return b"".join(t.encode() + b"\0" for t in tokens)
+
+
+def _is_static(path: str) -> bool:
+    """Whether the ELF program ``path`` has no PT_INTERP header: it runs in a root without a C library."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+        if head[:5] != b"\x7fELF\x02" or head[5] != 1:  # 64-bit, little-endian: what setup.py builds here
+            return False
+        (phoff,) = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        types = [struct.unpack_from("<I", head, phoff + i * phentsize)[0] for i in range(phnum)]
+    except (OSError, struct.error):
+        return False
+    return 3 not in types  # PT_INTERP
+
+
+def write_compiled_shim(cfg: EnvConfig, ids: tuple[int, int] | None) -> bool:
+    """Give the env its compiled shim: shim.cfg, and ``bin/.venvroot-shim``, a hard link to the
+    installed static starter (or a copy where it cannot be linked: another filesystem, a file this
+    user does not own). Returns False, leaving neither, where there is no static starter."""
+    state = State(cfg.env_dir)
+    if not startfile.available() or not _is_static(startfile.STARTER):
+        for name in (state.shim_binary, state.shim_cfg):
+            if os.path.lexists(name):
+                os.unlink(name)
+        return False
+    tmp = f"{state.shim_binary}.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    try:
+        os.link(startfile.STARTER, tmp)
+    except OSError:
+        with open(startfile.STARTER, "rb") as src, open(tmp, "wb") as dst:
+            dst.write(src.read())
+        os.chmod(tmp, 0o755)
+    os.replace(tmp, state.shim_binary)  # atomic: a shim running now keeps the old one
+    with open(state.shim_cfg + ".tmp", "wb") as handle:
+        handle.write(shim_config(cfg, ids))
+    os.replace(state.shim_cfg + ".tmp", state.shim_cfg)
+    return True
 
 
 def inside_fragment(cfg: EnvConfig) -> str:

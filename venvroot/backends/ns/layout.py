@@ -18,7 +18,8 @@ Standard library only, and only ``os``: the shims' Python path imports this modu
     shells/PID      an activated shell: its start time (empty once deactivated)
     holder.log      what the holder and the hooks it runs print
 
-``<env>/.venvroot/shim.sh`` is the fragment every shim sources: the way into running namespaces.
+``<env>/.venvroot/shim.sh`` is the fragment every sh shim sources: the way into running namespaces;
+``<env>/.venvroot/shim.cfg`` the same steps for the compiled shims (``#!<env>/bin/.venvroot-shim``).
 Inside the root, ``<env>/.venvroot`` is covered by a small tmpfs (the state stays out of reach of
 the programs) that holds the inside version of that fragment and the holder's liveness marker.
 """
@@ -26,7 +27,7 @@ the programs) that holds the inside version of that fragment and the holder's li
 from __future__ import annotations
 
 # venvroot.cfg keys (Settings.extra) -----------------------------------------------------------------
-CFG_SOURCE = "ns-source"  # host | directory | tarball | docker
+CFG_SOURCE = "ns-source"  # host | directory | tarball | docker | debian
 CFG_LOWER = "ns-lower"  # the pristine lower layer ("/" for the host view)
 CFG_PATH = "ns-path"  # PATH inside: the env's bin, then the root's own PATH
 CFG_UID = "ns-uid"  # ids inside when not the caller's own (the runner's uid/gid)
@@ -42,6 +43,8 @@ MARKER_PREFIX = "live-"  # <env>/.venvroot/live-TOKEN exists inside a live holde
 # Seconds an unused holder stays up (no activated shell, nothing running inside): shims run in a
 # row join it instead of building the namespaces again.
 LINGER = 3.0
+# bin/NAME of the env's copy of the compiled starter, the compiled shims' interpreter (shims/writer.py).
+SHIM_BINARY = ".venvroot-shim"
 
 
 class State:
@@ -51,6 +54,8 @@ class State:
         self.env_dir = env_dir
         self.hidden = env_dir + "/.venvroot"  # covered by a tmpfs inside the root
         self.fastpath = self.hidden + "/shim.sh"  # sourced by every shim when present
+        self.shim_cfg = self.hidden + "/shim.cfg"  # read by the compiled shim (shim.c)
+        self.shim_binary = f"{env_dir}/bin/{SHIM_BINARY}"  # the compiled shims' interpreter
         base = self.base = self.hidden + "/ns"
         self.lower = base + "/lower"
         self.root = base + "/root"

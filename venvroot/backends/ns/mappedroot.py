@@ -38,14 +38,16 @@ def inside_ids(user: str) -> tuple[int, int]:
     return os.getuid(), os.getgid()
 
 
-def run(work: Callable[[], object], inside: tuple[int, int] | None = None) -> None:
+def run(work: Callable[[], object], inside: tuple[int, int] | None = None, mounts: bool = False) -> None:
     """Run ``work`` in a child that is root of a user namespace with the user's ranges mapped: as
     an env with the caller backing ``inside`` maps them, or (None) every id the user has (or here,
-    when there is nothing to map); raise what went wrong as a VenvrootError."""
+    when there is nothing to map); with ``mounts``, in a private mount namespace too (as root as
+    well), so that what ``work`` mounts goes with it. Raise what went wrong as a VenvrootError."""
     from ...ns import idmap, syscalls
 
     ids = idmap.cover() if inside is None else idmap.plan(*inside)
-    if os.geteuid() == 0 or not ids.full:
+    mapped = os.geteuid() != 0 and ids.full
+    if not mapped and not mounts:
         work()
         return
     read_fd, write_fd = os.pipe()
@@ -55,18 +57,24 @@ def run(work: Callable[[], object], inside: tuple[int, int] | None = None) -> No
         try:
             os.close(read_fd)
             try:
-                mapper = idmap.Mapper(ids)
-                try:
-                    syscalls.unshare(syscalls.CLONE_NEWUSER)
-                except OSError:
-                    mapper.cancel()
-                    raise
-                mapper.map()
-                os.setresgid(0, 0, 0)  # root of the namespace, whoever backs it: what it makes is 0's
-                os.setresuid(0, 0, 0)
-                from ...util import filetree
+                flags = syscalls.CLONE_NEWNS if mounts else 0
+                if mapped:
+                    mapper = idmap.Mapper(ids)
+                    try:
+                        syscalls.unshare(syscalls.CLONE_NEWUSER | flags)
+                    except OSError:
+                        mapper.cancel()
+                        raise
+                    mapper.map()
+                    os.setresgid(0, 0, 0)  # root of the namespace, whoever backs it: what it makes is 0's
+                    os.setresuid(0, 0, 0)
+                    from ...util import filetree
 
-                filetree._AM_ROOT = True  # root here: copies keep every (mapped) owner
+                    filetree._AM_ROOT = True  # root here: copies keep every (mapped) owner
+                elif flags:
+                    syscalls.unshare(flags)
+                if mounts:  # nothing mounted here propagates back to the host
+                    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
                 work()
                 code = 0
             except BaseException as exc:

@@ -1,4 +1,4 @@
-"""Root sources of the ``ns`` backend: the host, a directory, a tarball, a docker image.
+"""Root sources of the ``ns`` backend: the host, a directory, a tarball, a docker image (and debian.py's).
 
 A tarball or an image is unpacked once, at create, into the env's pristine lower layer. Unpacking
 never writes outside that directory: members with absolute or ``..`` paths are refused, nothing is
@@ -22,17 +22,23 @@ if TYPE_CHECKING:
 
 TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst", ".tar.bz2", ".tbz2")
 DOCKER_PREFIX = "docker:"
+DEBIAN_PREFIX = "debian:"  # debian.py: made by debootstrap
 EMPTY = "cannot use {} as a root: the tarball is empty"
 
 
 def kind_of(root: str | None) -> str:
-    """host, directory, tarball or docker; raise UsageError for a root that is none of them."""
+    """host, directory, tarball, docker or debian; raise UsageError for a root that is none of them."""
     if root is None:
         return "host"
     if root.startswith(DOCKER_PREFIX):
         if not root[len(DOCKER_PREFIX) :]:
             raise UsageError("--root docker: needs an image name, e.g. --root docker:debian:12")
         return "docker"
+    if root.startswith(DEBIAN_PREFIX) and not os.path.isdir(root):
+        from .debian import suite_of
+
+        suite_of(root)
+        return "debian"
     if os.path.isdir(root):
         return "directory"
     if root.endswith(TARBALL_SUFFIXES):
@@ -41,12 +47,12 @@ def kind_of(root: str | None) -> str:
         return "tarball"
     if not os.path.exists(root):
         raise UsageError(
-            f"root {root} does not exist; give a directory, a tarball (.tar, .tar.gz, .tar.xz, .tar.zst) "
-            "or docker:IMAGE"
+            f"root {root} does not exist; give a directory, a tarball (.tar, .tar.gz, .tar.xz, .tar.zst), "
+            "docker:IMAGE or debian:SUITE"
         )
     raise UsageError(
         f"root {root} is neither a directory nor a tarball (.tar, .tar.gz, .tar.xz, .tar.zst); "
-        "give one of those or docker:IMAGE"
+        "give one of those, docker:IMAGE or debian:SUITE"
     )
 
 

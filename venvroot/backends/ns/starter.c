@@ -66,7 +66,7 @@
 #define AT_RECURSIVE_ 0x8000
 #define MOUNT_ATTR_RDONLY_ 0x1
 
-enum { OK = 0, FAILED = 1, STALE = 3 };
+#include "shim.h"
 
 struct open_how_ {
     uint64_t flags, mode, resolve;
@@ -75,17 +75,11 @@ struct mount_attr_ {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-struct step {
-    const char *name;
-    int argc;
-    char **argv;
-};
-
 static struct step *steps;
 static int nsteps;
 static const char *state_dir, *hidden_dir;
 
-static int fail(const char *what, const char *detail) {
+int fail(const char *what, const char *detail) {
     fprintf(stderr, "venvroot: %s%s%s: %s\n", what, detail ? " " : "", detail ? detail : "",
             strerror(errno));
     return FAILED;
@@ -93,7 +87,8 @@ static int fail(const char *what, const char *detail) {
 
 /* -- the start file ---------------------------------------------------------------------------- */
 
-static int load(const char *path) {
+/* Read the steps of `path` (whose first token must be `header`) into `*out`, `*count`. */
+int load_steps(const char *path, const char *header, struct step **out, int *count) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return STALE;
     struct stat st;
@@ -110,21 +105,26 @@ static int load(const char *path) {
     size_t ntok = 0;
     for (off_t i = 0; i < got; i++) ntok += buf[i] == '\0';
     char **tok = malloc(ntok * sizeof *tok);
-    steps = malloc(ntok * sizeof *steps);
-    if (!tok || !steps) return STALE;
+    struct step *found = malloc(ntok * sizeof *found);
+    if (!tok || !found) return STALE;
     size_t t = 0;
+    int n = 0;
     for (char *p = buf; p < buf + got; p += strlen(p) + 1) tok[t++] = p;
-    if (t < 1 || strcmp(tok[0], "venvroot-start 1") != 0) return STALE;
+    if (t < 1 || strcmp(tok[0], header) != 0) return STALE;
     for (size_t i = 1; i < t;) {
         if (i + 1 >= t) return STALE;
         char *end;
         long argc = strtol(tok[i + 1], &end, 10);
         if (*end || argc < 0 || i + 2 + argc > t) return STALE;
-        steps[nsteps++] = (struct step){tok[i], (int)argc, tok + i + 2};
+        found[n++] = (struct step){tok[i], (int)argc, tok + i + 2};
         i += 2 + argc;
     }
+    *out = found;
+    *count = n;
     return OK;
 }
+
+static int load(const char *path) { return load_steps(path, "venvroot-start 1", &steps, &nsteps); }
 
 static int is(const struct step *s, const char *name, int argc) {
     return strcmp(s->name, name) == 0 && s->argc == argc;
@@ -441,9 +441,14 @@ static void anchor(int word, int settled, int anchor, const char *token) {
     }
 }
 
-/* B: fork K, then become the brain (Python), K's parent, once K has built: the brain's start
- * would otherwise take the CPU the build needs. */
-static void brain(int word, int anchor_r, int anchor_w, const char *token) {
+/* How long the brain's start waits for the first program to end: a Python start takes the CPU the
+ * program needs (on two CPUs, a third of a cold `true`), and nothing the brain does is due sooner. */
+#define BRAIN_DELAY_MS 50
+
+/* B: fork K, then become the brain (Python), K's parent, once K has built (the brain's start
+ * would otherwise take the CPU the build needs) and the first program (`user`, the starter's
+ * caller: the shim, which runs it) has ended or run BRAIN_DELAY_MS. */
+static void brain(int word, int anchor_r, int anchor_w, const char *token, pid_t user) {
     int settled[2];
     if (pipe2(settled, O_CLOEXEC) < 0) _exit(FAILED);
     pid_t k = fork();
@@ -481,6 +486,12 @@ static void brain(int word, int anchor_r, int anchor_w, const char *token) {
     default_signals();
     signal(SIGHUP, SIG_IGN);
     if (chdir("/") < 0) _exit(FAILED); /* the caller's directory may be removed meanwhile */
+    int first = user > 1 ? (int)syscall(SYS_pidfd_open, user, 0) : -1;
+    if (first >= 0) { /* readable once it has ended */
+        struct pollfd p = {first, POLLIN, 0};
+        while (poll(&p, 1, BRAIN_DELAY_MS) < 0 && errno == EINTR) continue;
+        close(first);
+    }
     execv(argv[0], argv);
     _exit(127); /* K sees the pipe close and ends: the namespaces end with the program */
 }
@@ -496,18 +507,7 @@ static void gone(pid_t pid) {
     close(fd);
 }
 
-static int live(const char *record) {
-    char path[4096];
-    int pid;
-    char token[64];
-    FILE *f = fopen(record, "re");
-    if (!f) return 0;
-    int n = fscanf(f, "%d %63s", &pid, token);
-    fclose(f);
-    if (n != 2) return 0;
-    snprintf(path, sizeof path, "/proc/%d/root%s/live-%s", pid, hidden_dir, token);
-    return access(path, F_OK) == 0;
-}
+static int live(const char *record) { return live_at(record, hidden_dir, NULL); }
 
 /* -- joining ------------------------------------------------------------------------------------ */
 
@@ -565,7 +565,7 @@ static void fork_in(void) {
  * [-S UID -G GID] -W DIR` does, without loading a dynamically linked program. When PID has ended
  * since the shim saw it alive (killed, or its env just ended), the shim SHIM runs again with the
  * ARGs: it starts the env afresh or takes the Python path, instead of failing. */
-static int join(char **argv) {
+int join(char **argv) {
     const char *again = strcmp(argv[3], "--again") == 0 && argv[4] && argv[5] ? argv[4] : NULL;
     char **program = argv + (again ? 5 : 3);
     static const struct { const char *name; int flag; } order[] = {
@@ -622,6 +622,7 @@ static int put_record(const char *tmp, const char *record, int pid, const char *
 }
 
 int main(int argc, char **argv) {
+    if (is_shim(argv[0])) return shim(argc, argv);
     if (argc >= 6 && strcmp(argv[1], "--join") == 0) return join(argv + 2);
     if (argc != 2) return fprintf(stderr, "usage: starter START_FILE | --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]\n"), FAILED;
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -646,6 +647,7 @@ int main(int argc, char **argv) {
     /* Recorded before anything is mounted (under this starter's pid until K is known): killed
      * from here on, this start leaves a record, so the next start looks for what it mounted. */
     if (put_record(tmp, record, getpid(), token) < 0) return fail("cannot record the start in", record);
+    pid_t user = getppid(); /* the shim, which runs the program once this start is done */
     int word[2], hold[2];
     if (pipe2(word, O_CLOEXEC) < 0 || pipe(hold) < 0) return fail("cannot make pipes", NULL);
     pid_t a = fork();
@@ -653,7 +655,7 @@ int main(int argc, char **argv) {
         close(lock_fd); /* a copy would keep the env locked for as long as K lives */
         close(word[0]);
         setsid();
-        if (fork() == 0) brain(word[1], hold[0], hold[1], token);
+        if (fork() == 0) brain(word[1], hold[0], hold[1], token, user);
         _exit(OK);
     }
     close(word[1]);

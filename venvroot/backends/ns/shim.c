@@ -1,0 +1,202 @@
+/* The compiled shim: what <env>/.venvroot/shim.sh does, without starting a shell.
+ *
+ *     #!ENV/bin/.venvroot-shim PROGRAM        the first line of a shim, bin/NAME
+ *
+ * The kernel runs a shim as `ENV/bin/.venvroot-shim PROGRAM bin/NAME ARG...`; ENV/bin/.venvroot-shim
+ * is the env's copy of the compiled starter (in bin/, so that a shim run inside the root finds it
+ * there too; static, so that it runs in any root), and the rest of bin/NAME is the sh shim, kept
+ * whole as the fallback. With the steps the ns backend wrote to ENV/.venvroot/shim.cfg (fastpath.py),
+ * it checks that the env's holder is alive (else runs the compiled starter on the start file, as the
+ * sh fragment does), maps the physical current directory into the root, finds PROGRAM on the root's
+ * PATH, cleans the environment and joins the namespaces (starter.c's join). Anything else goes to
+ * Python exactly as the sh fragment would (automatic-snapshot rules, no holder and no compiled
+ * start, a directory or program not found inside), and with no shim.cfg (inside the root, where a
+ * tmpfs covers ENV/.venvroot; an env of an older venvroot) bin/NAME runs under /bin/sh as before.
+ *
+ * shim.cfg, after "venvroot-shim 1": auto MARKER | holder RECORD | hidden DIR | start STARTER FILE |
+ * map HOST INSIDE (the deepest first) | search DIR... | unset NAME... | set NAME VALUE |
+ * default NAME VALUE (set when unset) | ids IDS | python ARGV... (PROGRAM and the ARGs follow).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+extern char **environ;
+
+static struct step *cfg;
+static int ncfg;
+
+int is_shim(const char *argv0) {
+    static const char tail[] = "/bin/" SHIM_NAME;
+    size_t n = strlen(argv0), k = sizeof tail - 1;
+    return n > k && strcmp(argv0 + n - k, tail) == 0;
+}
+
+static const struct step *get(const char *name, int argc) {
+    for (int i = 0; i < ncfg; i++)
+        if (cfg[i].argc == argc && strcmp(cfg[i].name, name) == 0) return &cfg[i];
+    return NULL;
+}
+
+/* Whether the holder recorded in `record` is alive: its marker is in its root (never a reused pid's). */
+int live_at(const char *record, const char *hidden, int *pid_out) {
+    char text[96], path[PATH_MAX], token[64];
+    int fd = open(record, O_RDONLY | O_CLOEXEC), pid;
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    if (sscanf(text, "%d %63s", &pid, token) != 2 || pid <= 0) return 0;
+    if (snprintf(path, sizeof path, "/proc/%d/root%s/live-%s", pid, hidden, token) >= (int)sizeof path) return 0;
+    if (pid_out) *pid_out = pid;
+    return access(path, F_OK) == 0;
+}
+
+/* The sh shim itself: what runs without a shim.cfg. */
+static int sh(char **argv) {
+    argv[1] = "sh";
+    execv("/bin/sh", argv + 1); /* sh bin/NAME ARG... */
+    return fail("cannot run /bin/sh for", argv[2]), 127;
+}
+
+/* The Python path, as the sh shim ends: python -I -S ENTRY ENV PROGRAM ARG... */
+static int python(int argc, char **argv) {
+    const struct step *p = NULL;
+    for (int i = 0; i < ncfg && !p; i++)
+        if (strcmp(cfg[i].name, "python") == 0 && cfg[i].argc > 0) p = &cfg[i];
+    if (!p) return sh(argv);
+    char **a = calloc(p->argc + argc, sizeof *a);
+    if (!a) return sh(argv);
+    memcpy(a, p->argv, p->argc * sizeof *a);
+    a[p->argc] = argv[1];
+    memcpy(a + p->argc + 1, argv + 3, (argc - 3) * sizeof *a);
+    execv(a[0], a);
+    return fail("cannot run", a[0]), 127;
+}
+
+/* The compiled starter on the start file, its errors silenced: the Python path says what is wrong. */
+static int start(void) {
+    const struct step *s = get("start", 2);
+    if (!s || access(s->argv[1], F_OK) < 0) return 0;
+    pid_t child = fork();
+    if (child == 0) {
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) dup2(null, 2);
+        execv(s->argv[0], (char *[]){s->argv[0], s->argv[1], NULL});
+        _exit(127);
+    }
+    int status;
+    while (child > 0 && waitpid(child, &status, 0) < 0)
+        if (errno != EINTR) return 0;
+    return child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The physical directory `pwd` as seen inside, as inside.map_cwd maps it. */
+static char *inside_dir(const char *pwd) {
+    char *out;
+    for (int i = 0; i < ncfg; i++) {
+        if (cfg[i].argc != 2 || strcmp(cfg[i].name, "map") != 0) continue;
+        const char *host = cfg[i].argv[0], *inside = cfg[i].argv[1];
+        size_t n = strlen(host), m = strlen(inside);
+        if (strcmp(pwd, host) == 0) return strdup(inside);
+        if (strncmp(pwd, host, n) == 0 && pwd[n] == '/') {
+            while (m > 1 && inside[m - 1] == '/') m--;
+            return asprintf(&out, "%.*s%s", (int)m, m == 1 && inside[0] == '/' ? "" : inside, pwd + n) < 0 ? NULL : out;
+        }
+    }
+    return asprintf(&out, "/r%s", strcmp(pwd, "/") == 0 ? "" : pwd) < 0 ? NULL : out;
+}
+
+static int dir_inside(int pid, const char *dir, const char *name, char *out, size_t size) {
+    struct stat st;
+    if (snprintf(out, size, "/proc/%d/root%s%s%s", pid, dir, name ? "/" : "", name ? name : "") >= (int)size) return 0;
+    if (stat(out, &st) < 0) return 0;
+    return name ? S_ISREG(st.st_mode) && faccessat(AT_FDCWD, out, X_OK, AT_EACCESS) == 0 : S_ISDIR(st.st_mode);
+}
+
+/* PROGRAM: a path inside, or the first DIR/PROGRAM of the root's PATH that is an executable file. */
+static char *find(int pid, const char *program) {
+    char here[PATH_MAX], *out;
+    if (strchr(program, '/')) return (char *)program;
+    const struct step *s = NULL;
+    for (int i = 0; i < ncfg && !s; i++)
+        if (strcmp(cfg[i].name, "search") == 0) s = &cfg[i];
+    for (int i = 0; s && i < s->argc; i++)
+        if (dir_inside(pid, s->argv[i], program, here, sizeof here))
+            return asprintf(&out, "%s/%s", s->argv[i], program) < 0 ? NULL : out;
+    return NULL;
+}
+
+static int named(const char *entry, const char *name) {
+    size_t n = strlen(name);
+    return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* The program's environment: ours without the unset and set names, then the set and defaults. */
+static char **environment(const char *wd) {
+    size_t have = 0;
+    while (environ[have]) have++;
+    char **env = calloc(have + ncfg + 2, sizeof *env), *text;
+    size_t n = 0;
+    if (!env) return NULL;
+    for (size_t e = 0; e < have; e++) {
+        int drop = named(environ[e], "PWD");
+        for (int i = 0; i < ncfg && !drop; i++) {
+            const struct step *s = &cfg[i];
+            if (strcmp(s->name, "unset") == 0)
+                for (int j = 0; j < s->argc && !drop; j++) drop = named(environ[e], s->argv[j]);
+            if (s->argc == 2 && strcmp(s->name, "set") == 0) drop = named(environ[e], s->argv[0]);
+        }
+        if (!drop) env[n++] = environ[e];
+    }
+    for (int i = 0; i < ncfg; i++) {
+        const struct step *s = &cfg[i];
+        int set = strcmp(s->name, "set") == 0, otherwise = strcmp(s->name, "default") == 0;
+        if (s->argc != 2 || !(set || (otherwise && !getenv(s->argv[0])))) continue;
+        if (asprintf(&text, "%s=%s", s->argv[0], s->argv[1]) < 0) return NULL;
+        env[n++] = text;
+    }
+    if (asprintf(&text, "PWD=%s", wd) < 0) return NULL;
+    env[n++] = text;
+    return env;
+}
+
+/* argv: ENV/bin/.venvroot-shim PROGRAM bin/NAME ARG... */
+int shim(int argc, char **argv) {
+    if (argc < 3) return fprintf(stderr, "usage: #!ENV/bin/" SHIM_NAME " PROGRAM (the first line of a shim)\n"), 2;
+    char path[PATH_MAX], pwd[PATH_MAX];
+    size_t env_len = strlen(argv[0]) - strlen("/bin/" SHIM_NAME);
+    if (snprintf(path, sizeof path, "%.*s/.venvroot/shim.cfg", (int)env_len, argv[0]) >= (int)sizeof path ||
+        load_steps(path, "venvroot-shim 1", &cfg, &ncfg) != OK)
+        return sh(argv);
+    const struct step *auto_rules = get("auto", 1), *record = get("holder", 1), *hidden = get("hidden", 1);
+    const struct step *ids = get("ids", 1);
+    if (!record || !hidden || !ids || (auto_rules && access(auto_rules->argv[0], F_OK) == 0))
+        return python(argc, argv); /* automatic snapshots are the Python path's */
+    int pid = 0;
+    if (!live_at(record->argv[0], hidden->argv[0], &pid) && !(start() && live_at(record->argv[0], hidden->argv[0], &pid)))
+        return python(argc, argv);
+    if (!getcwd(pwd, sizeof pwd) || pwd[0] != '/') return python(argc, argv); /* a deleted one: Python says so */
+    char *wd = inside_dir(pwd), *program = find(pid, argv[1]), **env = NULL;
+    if (!wd || !program || !dir_inside(pid, wd, NULL, path, sizeof path) || !(env = environment(wd)))
+        return python(argc, argv);
+    char pid_text[16];
+    snprintf(pid_text, sizeof pid_text, "%d", pid);
+    char **join_argv = calloc(argc + 4, sizeof *join_argv);
+    if (!join_argv) return python(argc, argv);
+    char *head[] = {pid_text, wd, ids->argv[0], "--again", argv[2], program};
+    memcpy(join_argv, head, sizeof head);
+    memcpy(join_argv + 6, argv + 3, (argc - 3) * sizeof *join_argv);
+    environ = env;
+    return join(join_argv);
+}
