@@ -160,6 +160,26 @@ def _started_for(pid: str, engine: Engine) -> bool:
     return args[:1] == [b"ssh"] and engine.ssh_alias.encode() in args
 
 
+def test_parallel_shims_and_a_removed_container(remote_env: Path, engine: Engine) -> None:
+    """Four shims at once all run; after the container is removed on the engine, the next shim
+    makes it again from its spec, and the files in the env's volumes are still there."""
+    procs = [
+        subprocess.Popen(
+            [str(remote_env / "bin" / "sh"), "-c", f"echo {i} > par-{remote_env.name}-{i}; echo {i}"],
+            stdout=subprocess.PIPE,
+            env=local_only(),
+            cwd=remote_env.parent,
+        )
+        for i in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert outs == [f"{i}\n".encode() for i in range(4)] and all(p.returncode == 0 for p in procs)
+    engine.cli("rm", "-f", container_of(remote_env))
+    ran = shim(remote_env, "sh", "-c", f"cat par-{remote_env.name}-3")
+    assert (ran.returncode, ran.stdout) == (0, b"3\n"), ran.stderr
+    assert on_engine(engine, remote_env) == "running"
+
+
 def test_activation_sessions_reach_the_envs_engine(remote_env: Path) -> None:
     script = f". {remote_env}/bin/activate && echo through | cat && deactivate && echo out"
     ran = subprocess.run(["sh", "-c", script], capture_output=True, env=local_only(), cwd=remote_env.parent,
