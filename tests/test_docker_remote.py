@@ -20,6 +20,7 @@ from docker_helpers import (
     cfg_value,
     container_of,
     daemon_fixture,  # noqa: F401 - the daemon fixture
+    debian_image_fixture,  # noqa: F401 - the debian_image fixture
     docker,
     venvroot,
 )
@@ -309,6 +310,23 @@ def test_push_and_pull_copy_through_the_archive_api(
     label = f"label=io.venvroot.env={path}"
     assert not engine.cli("volume", "ls", "-q", "--filter", label).stdout.strip()
     assert not engine.cli("ps", "-aq", "--filter", label).stdout.strip()
+
+
+def test_a_python_env_on_a_remote_engine(project: Path, debian_image: str, engine: Engine) -> None:
+    """The env's Python is made on the engine, in the env's volume; its programs get shims here."""
+    engine.cli_load(debian_image)
+    path = project / "py"
+    venvroot(
+        str(path), "--backend", "docker", "--image", debian_image, "--remote", "-q", env=engine.tls_environ()
+    )
+    try:
+        assert (path / "bin" / "python").is_file() and (path / "bin" / "pip").is_file()
+        assert not (path / "pyvenv.cfg").exists()  # on the engine only
+        ran = shim(path, "python", "-c", "import sys; print(sys.prefix)")
+        assert (ran.returncode, ran.stdout.decode()) == (0, f"{path}\n"), ran.stderr
+        assert "yes (in its volume on the engine)" in venvroot("info", str(path), env=local_only()).stdout
+    finally:
+        venvroot("destroy", str(path), env=local_only())
 
 
 # -- failures: one line, exit 1, nothing made -----------------------------------------------------
