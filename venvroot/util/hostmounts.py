@@ -17,11 +17,13 @@ def mount_table() -> list[tuple[str, str]]:
 
 # Mounts a container engine makes for its running containers, wherever its data root is (docker's
 # container roots and /dev/shm, podman's and containerd's): they come and go with the containers,
-# so neither a host view nor a container of venvroot's is built on them. Shell-style patterns ('*'
-# matching anything, '/' too), the same for starter.c, which gets them in the start file.
+# so a docker env's host view (/r) does not bind them. (The ns host view must still see them: rootless,
+# a directory with mounts below it cannot be overlaid.) '*' matches anything, '/' too.
+_ROOTS = ("*/overlay2/*/merged", "*/overlay/*/merged", "*/fuse-overlayfs/*/merged")
 RUNTIME_MOUNTS = (
-    "*/overlay2/*/merged", "*/overlay/*/merged", "*/fuse-overlayfs/*/merged",
+    *_ROOTS, *(root + "/*" for root in _ROOTS),  # a container's root, and what is mounted in it
     "*/containers/*/mounts/shm", "*/overlay-containers/*/userdata/shm",
+    "*/netns/*",  # a container's network namespace, under an engine's exec root
 )  # fmt: skip
 
 

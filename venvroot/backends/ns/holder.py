@@ -117,22 +117,43 @@ def stop(state: State, lock: Lock | None = None) -> bool:
     try:
         found = read_holder(state)
         stopped = False
-        namespaces = set()
+        # Each namespace held open by a descriptor until its processes are gone: a mount namespace's
+        # inode number, which identifies it here, is given to a new one once it is freed.
+        held: dict[int, int] = {}
         if found is not None:
             pid, token = found
-            try:  # noqa: SIM105 - contextlib costs ~1.5 ms to import on the shims' path
-                namespaces.add(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
-            except OSError:
-                pass
+            _hold(held, pid)
             remove(f"/proc/{pid}/root{state.hidden}/{marker(token)}")
             stopped = True
-        namespaces |= set(holding(state))  # with a holder that died (survivors.py)
-        if found is not None:
-            kill(found[0], _sig.SIGTERM)
-        for ns in namespaces:
-            terminate(ns)
+        for ns, pids in holding(state).items():  # with a holder that died (survivors.py)
+            for member in pids:
+                if _hold(held, member, ns):
+                    break
+        try:
+            if found is not None:
+                kill(found[0], _sig.SIGTERM)
+            for ns in held:
+                terminate(ns)
+        finally:
+            for fd in held.values():
+                os.close(fd)
         remove(state.holder)  # last: a stop killed on the way leaves the record for the next start
         return stopped
     finally:
         if own:
             lock.close()
+
+
+def _hold(held: dict[int, int], pid: int, expected: int | None = None) -> bool:
+    """Open the mount namespace of ``pid`` into ``held`` (inode -> descriptor), if it is still the
+    ``expected`` one; whether it was."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    ns = os.fstat(fd).st_ino
+    if ns in held or (expected is not None and ns != expected):
+        os.close(fd)
+        return ns in held
+    held[ns] = fd
+    return True

@@ -12,7 +12,7 @@ import select
 import time
 
 from ..activations import process_start_time, read_head
-from .processes import members, terminate
+from .processes import boot_ticks, members, terminate
 from .record import forget_record, marker, remove
 
 try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
@@ -135,7 +135,6 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
     """Watch the activated shells and what runs inside; return once the namespaces may end (or,
     seen from outside, have ended). ``place``: where this process stands (:class:`Inside`, or
     brain.Outside)."""
-    mark = marker(token)
     watcher = _Watcher(shells_fd)
     idle_since: float | None = None
     while True:
@@ -145,6 +144,7 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
                 forget_record(state_fd, token)
             return
         if ended:  # every activated shell is gone without deactivating (a closed terminal)
+            seen = boot_ticks()
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             try:
                 if watcher.live():  # one activated meanwhile
@@ -157,10 +157,12 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
                         )
                 if facts["persistent"]:
                     continue
-                remove(mark, place.hidden_fd)
-                forget_record(state_fd, token)
-                terminate(place.ns, own=True, spare=place.spare)
-                return
+                # The session's programs end; one started since (a shim run from elsewhere) is a new
+                # use of the env, which then ends as any other, once idle.
+                terminate(place.ns, own=True, spare=place.spare, started_before=seen)
+                if _close_if_empty(state_fd, token, place):
+                    return
+                continue
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
         if facts["persistent"] or watcher.live() or _others_in(place):
@@ -181,22 +183,27 @@ def _end_if_idle(state_fd: int, lock_fd: int, token: str, place: Place, watcher:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False  # a shim is joining, or a start/stop runs
-    mark = marker(token)
     try:
-        if watcher.live() or _others_in(place):
-            return False
-        # Closed to newcomers first; a shim that saw the marker just before joins within moments.
-        remove(mark, place.hidden_fd)
-        time.sleep(0.05)
-        if _others_in(place):
-            # (never through a symlink planted there: the holder may be root)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            os.close(os.open(mark, flags, 0o644, dir_fd=place.hidden_fd))
-            return False
-        forget_record(state_fd, token)
-        return True
+        return not watcher.live() and _close_if_empty(state_fd, token, place)
     finally:
         fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+
+def _close_if_empty(state_fd: int, token: str, place: Place) -> bool:
+    """With the lock held: when no program is inside, close the env to newcomers (marker, then
+    record) and say so; a shim that saw the marker just before joins within moments."""
+    if _others_in(place):
+        return False
+    mark = marker(token)
+    remove(mark, place.hidden_fd)
+    time.sleep(0.05)
+    if _others_in(place):
+        # (never through a symlink planted there: the holder may be root)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        os.close(os.open(mark, flags, 0o644, dir_fd=place.hidden_fd))
+        return False
+    forget_record(state_fd, token)
+    return True
 
 
 def _others_in(place: Place) -> bool:
