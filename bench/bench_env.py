@@ -34,8 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +65,7 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
     return result
 
 
-def round_robin(commands: dict[str, Callable[[], object]], runs: int) -> dict:
+def round_robin(commands: Mapping[str, Callable[[], object]], runs: int) -> dict:
     """Median seconds of each callable."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
@@ -126,22 +125,30 @@ def creation(tmp: Path, root: Path, runs: int) -> None:
     show("1. creating an environment", medians, ["python -m venv --without-pip", "virtualenv --no-seed"])
 
 
+def holder_pid(env: Path) -> int | None:
+    """The pid recorded as ``env``'s holder, if that process is alive."""
+    from venvroot.backends.ns.layout import State
+
+    try:
+        pid = int(Path(State(str(env)).holder).read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
+
+
 def starter_of(env: Path) -> str:
     """Which starter built ``env``'s running namespaces: the recorded holder's program says."""
-    from venvroot.backends.ns.layout import State, read_holder
-
-    found = read_holder(State(str(env)))
-    if found is None:
+    pid = holder_pid(env)
+    if pid is None:
         return "ended already"
-    exe = os.readlink(f"/proc/{found[0]}/exe")
+    exe = os.readlink(f"/proc/{pid}/exe")
     return "compiled starter" if exe.endswith("/starter") else "Python starter"
 
 
 def way_in(env: Path) -> str:
     """How ``env``'s shims go in: the compiled shim, or the sh fragment and what it execs."""
-    with open(env / "bin" / "true", "rb") as handle:
-        if handle.readline().rstrip().endswith(b"/bin/.venvroot-shim true"):
-            return "compiled shim"
+    if (env / "bin" / "true").is_symlink():
+        return "compiled shim"
     try:
         fragment = (env / ".venvroot" / "shim.sh").read_text()
     except FileNotFoundError:
@@ -152,35 +159,34 @@ def way_in(env: Path) -> str:
 
 def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
     """Wait until none of ``envs`` has a holder process left (they end by themselves, LINGER)."""
-    from venvroot.backends.ns.layout import State
-
     deadline = time.monotonic() + timeout
     for env in envs:
-        while time.monotonic() < deadline:
-            try:
-                pid = int((Path(State(str(env)).holder)).read_text().split()[0])
-            except (FileNotFoundError, ValueError, IndexError):
-                break
-            if not os.path.exists(f"/proc/{pid}"):
-                break
+        while holder_pid(env) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
     time.sleep(0.2)  # the kernel releases the last mounts after the process is reaped
 
 
-def cold_calls(rows: dict[str, Path], runs: int) -> tuple[dict[str, float], dict[str, Counter]]:
-    """Median seconds of a shim call of each row, every call made once every env's namespaces have
-    ended by themselves (``LINGER`` after their last use, as a real cold start comes), and which
-    starter built the namespaces of each call (read right after it)."""
-    times: dict[str, list[float]] = {name: [] for name in rows}
-    starters: dict[str, Counter] = {name: Counter() for name in rows}
-    for _ in range(runs):
-        for name, env in rows.items():
+ByStarter = dict[str, dict[str, list[float]]]  # row -> starter -> seconds of each call
+
+
+def cold_calls(rows: dict[str, Path], runs: int) -> tuple[dict[str, float], ByStarter]:
+    """Median seconds of a shim call of each row, every call made once the namespaces have ended by
+    themselves (``LINGER`` after their last use, as a real cold start comes; one env after the
+    other, so that no env's end overlaps another's start), and the seconds of each call by the
+    starter that built its namespaces (read right after it)."""
+    medians = {}
+    by_starter: ByStarter = {}
+    for name, env in rows.items():
+        times: list[float] = []
+        by_starter[name] = {}
+        for _ in range(runs):
             wait_ended(list(rows.values()))
             start = time.perf_counter()
             quiet([str(env / "bin" / "true")])()
-            times[name].append(time.perf_counter() - start)
-            starters[name][starter_of(env)] += 1
-    return {name: statistics.median(values) for name, values in times.items()}, starters
+            times.append(time.perf_counter() - start)
+            by_starter[name].setdefault(starter_of(env), []).append(times[-1])
+        medians[name] = statistics.median(times)
+    return medians, by_starter
 
 
 def direct(env: Path, runs: int) -> float:
@@ -248,7 +254,10 @@ def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) ->
         if name not in cold_envs:
             cold_medians[name] = median
             continue
-        built = ", ".join(f"{what} {count}/{cold_runs}" for what, count in starters[name].most_common())
+        built = ", ".join(
+            f"{what} {len(times)}/{cold_runs}: {statistics.median(times) * 1000:.1f} ms"
+            for what, times in sorted(starters[name].items(), key=lambda item: -len(item[1]))
+        )
         cold_medians[f"{name} [{way_in(cold_envs[name])}; {built}]"] = median
         if direct_runs:
             plain = direct(cold_envs[name], direct_runs)

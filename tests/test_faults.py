@@ -144,6 +144,8 @@ def test_a_killed_holder_and_its_brain_are_adopted_too(project: Project, bb_root
     try:
         assert wait_for(lambda: record(env) is not None and sleeper.pid in in_environment(env), 20)
         anchor = record(env)[0]  # type: ignore[index]
+        # The brain's Python starts once the first program ended, or after 50 ms.
+        assert wait_for(lambda: len(processes_with(f"--brain {env} ")) == 1, 5)
         brains = processes_with(f"--brain {env} ")
         assert exe(anchor) == starter and len(brains) == 1
         for pid in (brains[0], anchor):

@@ -30,6 +30,8 @@ from ns_backend_helpers import (
 )
 from ns_helpers import Who, who_fixture  # noqa: F401 - the who fixture
 
+from venvroot.shims.marker import is_shim
+
 LINKS = ("--link", "sh", "--link", "id", "--link", "cat", "--link", "printf", "--link", "sleep")
 
 
@@ -63,7 +65,7 @@ def test_env_python_is_a_venv_at_the_env_path(host: tuple[Project, Path]) -> Non
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines() == [str(env), f"{env}/bin/python", "True"]
     # On the host the interpreter names are shims; the venv's own links were moved out of the way.
-    assert (env / "bin" / "python").read_text().splitlines()[1].startswith("# venvroot shim:")
+    assert is_shim(str(env / "bin" / "python"))
     assert (env / "pyvenv.cfg").is_file()
 
 

@@ -1,17 +1,15 @@
-"""The ns backend's compiled shims, through real envs, as root and as the unprivileged user: a shim's
-first line names the env's copy of the static compiled starter, which runs the program, cold and
-warm, without ever running the rest of the file (the sh shim it falls back to): the physical current
-directory mapped inside, the program found on the root's PATH, the environment cleaned, arguments
-and exit status kept; it takes the sh shim without its steps file (inside the root, too, where a
-busybox root has no C library), and the Python path for automatic-snapshot rules; a program given
-as a path and `venvroot link`/`unlink` work; where the starter is not there (no compiler) or the
-first line cannot carry the shim, the shims stay sh."""
+"""The ns backend's compiled shims, through real envs, as root and as the unprivileged user: a shim
+is a link to the env's copy of the static compiled starter, which runs the program, cold and warm,
+with neither a shell nor Python (both fallbacks are made to fail): the physical current directory
+mapped inside, the program found on the root's PATH, the environment cleaned, arguments and exit
+status kept, through a link to the link too; without its steps file it sources the sh fragment (as
+inside the root, where a busybox root has no C library); automatic-snapshot rules and a moved env
+take the Python path; a program given as a path gets an sh shim; `venvroot link`/`unlink` work;
+where the starter is not there (no compiler) the shims stay sh."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from ns_backend_helpers import (
@@ -23,19 +21,23 @@ from ns_helpers import who_fixture  # noqa: F401 - the who fixture
 from test_ns_backend_cold import record, shim
 from test_ns_starter import exe, starter_fixture, stop  # noqa: F401 - the starter fixture
 
-SH_BODY_RAN = 99
+SH_RAN, PYTHON_RAN = 99, 98
 
 
 def compiled(env: Path, name: str) -> bool:
-    return (env / "bin" / name).read_text().splitlines()[0] == f"#!{env}/bin/.venvroot-shim {name}"
+    return os.readlink(env / "bin" / name) == ".venvroot-shim"
 
 
-def sh_body_exits(env: Path, name: str) -> None:
-    """Replace the shim's sh body (all but its first two lines) with `exit 99`: it ran if that is
-    the status."""
-    path = env / "bin" / name
-    head = path.read_text().splitlines()[:2]
-    path.write_text("\n".join([*head, f"exit {SH_BODY_RAN}", ""]))
+def fallbacks_fail(env: Path) -> None:
+    """Make the compiled shim's ways out fail with a status of their own: the sh fragment exits 99,
+    and shim.cfg's Python path (the tokens after its name and count) becomes `sh -c 'exit 98'`."""
+    (env / ".venvroot" / "shim.sh").write_text(f"exit {SH_RAN}\n")
+    cfg = env / ".venvroot" / "shim.cfg"
+    tokens = cfg.read_bytes().split(b"\0")[:-1]
+    at = tokens.index(b"python")
+    count = int(tokens[at + 1])
+    tokens[at : at + 2 + count] = [b"python", b"3", b"/bin/sh", b"-c", f"exit {PYTHON_RAN}".encode()]
+    cfg.write_bytes(b"".join(t + b"\0" for t in tokens))
 
 
 def test_compiled_shims_run_the_program_cold_and_warm_without_their_sh_body(
@@ -49,7 +51,7 @@ def test_compiled_shims_run_the_program_cold_and_warm_without_their_sh_body(
     assert (env / ".venvroot" / "shim.cfg").is_file()
     assert shim(project, env, "sh", "-c", "true").returncode == 0  # a Python start writes the start file
     stop(project, env)
-    sh_body_exits(env, "sh")
+    fallbacks_fail(env)
     (project.path / "sub dir").mkdir()
     if project.who.user is not None:
         os.chown(project.path / "sub dir", project.who.uid, project.who.gid)
@@ -57,7 +59,8 @@ def test_compiled_shims_run_the_program_cold_and_warm_without_their_sh_body(
     environ.pop("HOME")
     script = 'pwd; echo "$PATH"; echo "$HOME"; echo "${LD_LIBRARY_PATH-unset}"; '
     script += 'echo "$1|$2"; exit 7'
-    argv = [env / "bin" / "sh", "-c", script, "sh", "a b", ""]
+    (project.path / "via").symlink_to(env / "bin" / "sh")  # a link to the shim: still its env's
+    argv = [project.path / "via", "-c", script, "sh", "a b", ""]
     for state in ("cold", "warm"):
         out = project.run(argv, cwd=project.path / "sub dir", env=environ)
         assert out.returncode == 7, (state, out.stderr)
@@ -72,13 +75,28 @@ def test_compiled_shims_run_the_program_cold_and_warm_without_their_sh_body(
     assert (out.returncode, out.stdout) == (0, "/r\n"), out.stderr
 
 
-def test_without_its_steps_file_a_compiled_shim_is_its_sh_shim(project: Project, bb_root: Path) -> None:
+def test_without_its_steps_file_a_compiled_shim_sources_the_sh_fragment(
+    project: Project, bb_root: Path
+) -> None:
     env = project.create("env", "--root", bb_root, "--link", "sh")
     assert compiled(env, "sh")
     (env / ".venvroot" / "shim.cfg").unlink()
-    assert shim(project, env, "sh", "-c", "echo fine").stdout == "fine\n"
-    sh_body_exits(env, "sh")
-    assert shim(project, env, "sh", "-c", "echo unreached").returncode == SH_BODY_RAN
+    lost = shim(project, env, "sh", "-c", "echo cold")  # nothing runs: no Python path to start it
+    assert lost.returncode == 127 and lost.stderr.count("\n") == 1 and "shim.cfg is missing" in lost.stderr
+    assert project.venvroot("run", env, "--", "true").returncode == 0  # starts them (they linger)
+    assert shim(project, env, "sh", "-c", "echo fine").stdout == "fine\n"  # running: the fragment joins
+    (env / ".venvroot" / "shim.sh").write_text(f"exit {SH_RAN}\n")
+    assert shim(project, env, "sh", "-c", "echo unreached").returncode == SH_RAN
+
+
+def test_a_moved_env_takes_the_python_path_which_says_so(project: Project, bb_root: Path) -> None:
+    env = project.create("env", "--root", bb_root, "--link", "sh")
+    moved = project.path / "moved"
+    env.rename(moved)
+    out = shim(project, moved, "sh", "-c", "echo hi")
+    assert out.returncode != 0 and "moved" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    moved.rename(env)
+    assert shim(project, env, "sh", "-c", "echo back").stdout == "back\n"
 
 
 def test_inside_the_root_a_compiled_shim_runs_the_program_itself(project: Project, bb_root: Path) -> None:
@@ -95,7 +113,7 @@ def test_a_program_given_as_a_path_and_link_unlink(project: Project, bb_root: Pa
     env = project.create("env", "--root", bb_root)
     linked = project.venvroot("link", env, "/bin/busybox", "cat")
     assert linked.returncode == 0, linked.stderr
-    assert (env / "bin" / "busybox").read_text().splitlines()[0] == f"#!{env}/bin/.venvroot-shim /bin/busybox"
+    assert (env / "bin" / "busybox").read_text().startswith("#!/bin/sh\n")  # a path: the sh shim
     out = shim(project, env, "busybox", "echo", "via a path")
     assert (out.returncode, out.stdout) == (0, "via a path\n"), out.stderr
     assert compiled(env, "cat")
@@ -113,7 +131,6 @@ def test_automatic_snapshot_rules_take_the_python_path(project: Project, bb_root
         "snapshot", "configure", env, "sh", "--pattern", "snap-me", "--name", "auto-{id}"
     )
     assert configured.returncode == 0, configured.stderr
-    sh_body_exits(env, "sh")  # the Python path is exec'd by the compiled shim itself, not by the body
     assert shim(project, env, "sh", "-c", "true").returncode == 0
     assert shim(project, env, "sh", "-c", "true # snap-me").returncode == 0
     listed = project.venvroot("snapshot", "list", env)
@@ -135,32 +152,3 @@ def test_without_the_compiled_starter_the_shims_stay_sh(project: Project, bb_roo
     assert not (env / "bin" / ".venvroot-shim").exists() and not (env / ".venvroot" / "shim.cfg").exists()
     out = shim(project, env, "sh", "-c", "echo sh shim")
     assert (out.returncode, out.stdout) == (0, "sh shim\n"), out.stderr
-
-
-def test_a_first_line_too_long_for_the_kernel_keeps_the_sh_shim(project: Project, bb_root: Path) -> None:
-    deep = project.path / ("d" * 120) / ("e" * 120)
-    deep.mkdir(parents=True)
-    if project.who.user is not None:
-        for path in (deep.parent, deep):
-            os.chown(path, project.who.uid, project.who.gid)
-    made = project.venvroot(deep / "env", "--root", bb_root, "--link", "sh", cwd=deep)
-    assert made.returncode == 0, made.stderr
-    env = deep / "env"
-    assert (env / "bin" / "sh").read_text().startswith("#!/bin/sh\n")
-    out = shim(project, env, "sh", "-c", "echo long", cwd=deep)
-    assert (out.returncode, out.stdout) == (0, "long\n"), out.stderr
-    project.venvroot("destroy", env)
-
-
-def test_the_writer_only_names_a_shim_binary_that_is_there(tmp_path: Path) -> None:
-    code = (
-        "import sys; from venvroot.shims import writer; "
-        "print(writer.interpreter(sys.argv[1], 'prog')); print(writer.interpreter(sys.argv[1], ' prog'))"
-    )
-    (tmp_path / "bin").mkdir()
-    run = [sys.executable, "-I", "-c", code, str(tmp_path)]
-    assert subprocess.run(run, capture_output=True, text=True, cwd="/").stdout == "/bin/sh\n/bin/sh\n"
-    (tmp_path / "bin" / ".venvroot-shim").write_bytes(b"")
-    (tmp_path / "bin" / ".venvroot-shim").chmod(0o755)
-    out = subprocess.run(run, capture_output=True, text=True, cwd="/").stdout
-    assert out == f"{tmp_path}/bin/.venvroot-shim prog\n/bin/sh\n"

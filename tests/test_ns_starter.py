@@ -92,7 +92,7 @@ def test_a_cold_shim_starts_without_python(project: Project, bb_root: Path, star
     anchor = found[0]
     assert exe(anchor) == starter
     brain = parent_of(anchor)
-    assert brain_of(env) == [brain]
+    assert wait_for(lambda: brain_of(env) == [brain], 5)  # its Python starts after the first program
     # Shims in a row join it; nothing runs: the brain ends it all after the linger.
     assert shim(project, env, "sh", "-c", "echo again").stdout == "again\n"
     assert record(env) == found

@@ -8,16 +8,12 @@ import sys
 from ..errors import UsageError
 from ..util import templates
 from ..util.shquote import quote
-from .marker import ENTRY, is_shim
+from .marker import COMPILED, ENTRY, is_shim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SESSION_HOOK = ".venvroot-session"
-# The compiled shims' interpreter, where the backend put one in bin/ (the ns backend's layout.py).
-COMPILED = ".venvroot-shim"
 # Files the environment itself owns in bin/: a shim must never replace them.
 RESERVED = ("activate", "destroy", SESSION_HOOK, COMPILED)
-# The kernel reads this much of a script's first line (BINPRM_BUF_SIZE, Linux 5.1 on).
-FIRST_LINE_MAX = 255
 
 
 def shim_name(program: str) -> str:
@@ -44,22 +40,20 @@ def _render(template: str, env_dir: str, name: str, **values: str | bool) -> str
     return path
 
 
-def interpreter(env_dir: str, program: str) -> str:
-    """A shim's ``#!`` line: the env's compiled shim with the program as its one argument (the
-    kernel runs ``bin/.venvroot-shim PROGRAM bin/NAME ARG...``) where the backend put one in bin/
-    and the line can carry both, else /bin/sh, which runs the rest of the shim."""
-    compiled = f"{env_dir}/bin/{COMPILED}"
-    line = f"{compiled} {program}"
-    plain = not any(c.isspace() for c in compiled) and program == program.strip()
-    if plain and len(line) + 2 <= FIRST_LINE_MAX and os.access(compiled, os.X_OK):
-        return line
-    return "/bin/sh"
-
-
 def write_shim(env_dir: str, program: str) -> str:
-    """Write (or replace) ``bin/NAME`` for ``program``; return its path."""
+    """Write (or replace) ``bin/NAME`` for ``program``; return its path. Where the backend put a
+    compiled shim in bin/, a program name gets a link to it (it finds its env and program from the
+    link's path: an env moved whole keeps working links, and a root without a C library runs it);
+    a program given as a path, or any program without one, gets the sh shim."""
     name = shim_name(program)
-    return _render("shim.tmpl", env_dir, name, program=program, interpreter=interpreter(env_dir, program))
+    if name != program or not os.access(f"{env_dir}/bin/{COMPILED}", os.X_OK):
+        return _render("shim.tmpl", env_dir, name, program=program)
+    path, tmp = f"{env_dir}/bin/{name}", f"{env_dir}/bin/.{name}.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(COMPILED, tmp)
+    os.replace(tmp, path)  # atomic, as a rendered shim
+    return path
 
 
 def write_manage_script(env_dir: str, name: str, verb: str) -> str:

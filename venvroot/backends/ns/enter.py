@@ -11,7 +11,7 @@ import sys
 
 from ...errors import VenvrootError
 from ...ns.program import execvpe  # imported here: inside the root venvroot may not be importable
-from ...shims.marker import shim_head
+from ...shims.marker import compiled_shim, shim_head
 from ..activations import read_head
 
 try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
@@ -110,12 +110,13 @@ def past_shim(argv: list[str], env: Mapping[str, str], shims: str, root: str = "
     path = (env.get("PATH") or "").split(":")
     if "/" in name or path[0] != shims:
         return argv
-    try:
-        head = read_head(f"{root}{shims}/{name}", 512)  # a compiled shim's first line: up to 255
-    except OSError:
-        return argv
-    if not shim_head(head):
-        return argv  # the program itself (the env's interpreter, a script pip wrote...)
+    if not compiled_shim(f"{root}{shims}/{name}"):
+        try:
+            head = read_head(f"{root}{shims}/{name}", 128)
+        except OSError:
+            return argv
+        if not shim_head(head):
+            return argv  # the program itself (the env's interpreter, a script pip wrote...)
     for directory in path[1:]:
         candidate = f"{root}{directory}/{name}"
         if directory and directory != shims and os.path.isfile(candidate) and os.access(candidate, os.X_OK):

@@ -9,9 +9,9 @@ Python at all:
   namespaces with the compiled starter's ``--join`` (or ``nsenter`` without it). When nothing
   runs, the compiled starter starts the namespaces first (startfile.py); when it cannot, the
   fragment returns and the shim goes on to Python, which starts them.
-* ``<env>/.venvroot/shim.cfg``: the same steps for the compiled shim (shim.c), a shim whose first
-  line names ``<env>/bin/.venvroot-shim`` (the env's copy of the static compiled starter) as its
-  interpreter: no shell at all. Without a static starter the shims stay sh (shims/writer.py).
+* ``<env>/.venvroot/shim.cfg``: the same steps for the compiled shim (shim.c): ``bin/NAME``, a
+  link to ``bin/.venvroot-shim`` (the env's copy of the static compiled starter): no shell at all.
+  Without a static starter the shims stay sh (shims/writer.py).
 * the inside version (written by the holder into the tmpfs covering ``<env>/.venvroot`` inside):
   a shim run *inside* the root (it is on PATH there) runs the program itself, found on the root's
   PATH without ``<env>/bin``, instead of entering the env again.
@@ -197,6 +197,7 @@ def shim_config(cfg: EnvConfig, ids: tuple[int, int] | None) -> bytes:
 
     state = State(cfg.env_dir)
     steps: list[tuple[str, ...]] = [
+        ("env", cfg.env_dir),
         ("auto", envstate.auto_dir(cfg.env_dir)),
         ("holder", state.holder),
         ("hidden", state.hidden),

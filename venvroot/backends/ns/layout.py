@@ -19,7 +19,7 @@ Standard library only, and only ``os``: the shims' Python path imports this modu
     holder.log      what the holder and the hooks it runs print
 
 ``<env>/.venvroot/shim.sh`` is the fragment every sh shim sources: the way into running namespaces;
-``<env>/.venvroot/shim.cfg`` the same steps for the compiled shims (``#!<env>/bin/.venvroot-shim``).
+``<env>/.venvroot/shim.cfg`` the same steps for the compiled shims (links to ``bin/.venvroot-shim``).
 Inside the root, ``<env>/.venvroot`` is covered by a small tmpfs (the state stays out of reach of
 the programs) that holds the inside version of that fragment and the holder's liveness marker.
 """
@@ -43,7 +43,7 @@ MARKER_PREFIX = "live-"  # <env>/.venvroot/live-TOKEN exists inside a live holde
 # Seconds an unused holder stays up (no activated shell, nothing running inside): shims run in a
 # row join it instead of building the namespaces again.
 LINGER = 3.0
-# bin/NAME of the env's copy of the compiled starter, the compiled shims' interpreter (shims/writer.py).
+# bin/NAME of the env's copy of the compiled starter, which compiled shims link to (shims/marker.py).
 SHIM_BINARY = ".venvroot-shim"
 
 
@@ -55,7 +55,7 @@ class State:
         self.hidden = env_dir + "/.venvroot"  # covered by a tmpfs inside the root
         self.fastpath = self.hidden + "/shim.sh"  # sourced by every shim when present
         self.shim_cfg = self.hidden + "/shim.cfg"  # read by the compiled shim (shim.c)
-        self.shim_binary = f"{env_dir}/bin/{SHIM_BINARY}"  # the compiled shims' interpreter
+        self.shim_binary = f"{env_dir}/bin/{SHIM_BINARY}"  # what the compiled shims link to
         base = self.base = self.hidden + "/ns"
         self.lower = base + "/lower"
         self.root = base + "/root"

@@ -1,22 +1,24 @@
 /* The compiled shim: what <env>/.venvroot/shim.sh does, without starting a shell.
  *
- *     #!ENV/bin/.venvroot-shim PROGRAM        the first line of a shim, bin/NAME
+ *     ENV/bin/NAME -> .venvroot-shim          a shim: a link to the env's copy of this program
  *
- * The kernel runs a shim as `ENV/bin/.venvroot-shim PROGRAM bin/NAME ARG...`; ENV/bin/.venvroot-shim
- * is the env's copy of the compiled starter (in bin/, so that a shim run inside the root finds it
- * there too; static, so that it runs in any root), and the rest of bin/NAME is the sh shim, kept
- * whole as the fallback. With the steps the ns backend wrote to ENV/.venvroot/shim.cfg (fastpath.py),
- * it checks that the env's holder is alive (else runs the compiled starter on the start file, as the
- * sh fragment does), maps the physical current directory into the root, finds PROGRAM on the root's
+ * Run through such a link (the path it was run by, AT_EXECFN, leads by links to one naming
+ * .venvroot-shim), this program is the shim for the program NAME of the env ENV: the copy is in
+ * ENV/bin so that links work wherever the env is seen (inside the root too), static so that it
+ * runs in any root. With the steps the ns backend wrote to ENV/.venvroot/shim.cfg (fastpath.py), it
+ * checks that the env's holder is alive (else runs the compiled starter on the start file, as the
+ * sh fragment does), maps the physical current directory into the root, finds NAME on the root's
  * PATH, cleans the environment and joins the namespaces (starter.c's join). Anything else goes to
  * Python exactly as the sh fragment would (automatic-snapshot rules, no holder and no compiled
- * start, a directory or program not found inside), and with no shim.cfg (inside the root, where a
- * tmpfs covers ENV/.venvroot; an env of an older venvroot) bin/NAME runs under /bin/sh as before.
+ * start, a directory or program not found inside, an env that is not where shim.cfg says). Without
+ * shim.cfg (inside the root, where a tmpfs covers ENV/.venvroot) it sources ENV/.venvroot/shim.sh,
+ * the inside fragment, with /bin/sh, as an sh shim does.
  *
- * shim.cfg, after "venvroot-shim 1": auto MARKER | holder RECORD | hidden DIR | start STARTER FILE |
- * map HOST INSIDE (the deepest first) | search DIR... | unset NAME... | set NAME VALUE |
- * default NAME VALUE (set when unset) | ids IDS | python ARGV... (PROGRAM and the ARGs follow) |
- * python-for NAME... (programs always left to Python: rangehint.py's apt and dpkg).
+ * shim.cfg, after "venvroot-shim 1": env DIR | auto MARKER | holder RECORD | hidden DIR |
+ * start STARTER FILE | map HOST INSIDE (the deepest first) | search DIR... | unset NAME... |
+ * set NAME VALUE | default NAME VALUE (set when unset) | ids IDS | python ARGV... (NAME and the
+ * arguments follow) | python-for NAME... (programs always left to Python: rangehint.py's apt
+ * and dpkg).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,10 +39,26 @@ extern char **environ;
 static struct step *cfg;
 static int ncfg;
 
-int is_shim(const char *argv0) {
-    static const char tail[] = "/bin/" SHIM_NAME;
-    size_t n = strlen(argv0), k = sizeof tail - 1;
-    return n > k && strcmp(argv0 + n - k, tail) == 0;
+static char link_path[PATH_MAX]; /* ENV/bin/NAME, as this program was run by */
+
+/* Whether this program runs as a shim: the links from the path it was run by lead to one that names
+ * .venvroot-shim (in its own directory); that one is ENV/bin/NAME. */
+int is_shim(void) {
+    const char *start = (const char *)getauxval(AT_EXECFN);
+    char p[PATH_MAX], target[PATH_MAX];
+    if (!start || strlen(start) >= sizeof p) return 0;
+    strcpy(p, start);
+    for (int hops = 0; hops < 40; hops++) {
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        if (n < 0) return 0; /* not a link: the starter itself */
+        target[n] = '\0';
+        if (strcmp(target, SHIM_NAME) == 0) return strcpy(link_path, p), 1;
+        char *slash = strrchr(p, '/');
+        size_t keep = target[0] == '/' || !slash ? 0 : (size_t)(slash - p + 1);
+        if (keep + n >= sizeof p) return 0;
+        memcpy(p + keep, target, n + 1);
+    }
+    return 0;
 }
 
 static const struct step *get(const char *name, int argc) {
@@ -73,24 +92,38 @@ int live_at(const char *record, const char *hidden, int *pid_out) {
     return access(path, F_OK) == 0;
 }
 
-/* The sh shim itself: what runs without a shim.cfg. */
-static int sh(char **argv) {
-    argv[1] = "sh";
-    execv("/bin/sh", argv + 1); /* sh bin/NAME ARG... */
-    return fail("cannot run /bin/sh for", argv[2]), 127;
+static char env_dir[PATH_MAX];
+static const char *name; /* the program: the link's name */
+
+/* What an sh shim runs, without a shim.cfg: ENV/.venvroot/shim.sh with /bin/sh (inside the root,
+ * the fragment that runs the root's own NAME; on the host, where the env's shim.cfg is lost, the
+ * fragment joins running namespaces, and there is no Python path to say more). */
+static int sh(int argc, char **argv) {
+    static const char script[] = "_venvroot_program=$1; _vr_fragment=$2; shift 2; . \"$_vr_fragment\"\n"
+                                 "echo \"venvroot: cannot run $_venvroot_program: ${_vr_fragment%/*}/shim.cfg is missing "
+                                 "(a damaged environment): make it again\" >&2; exit 127";
+    char fragment[PATH_MAX + 32];
+    snprintf(fragment, sizeof fragment, "%s/.venvroot/shim.sh", env_dir);
+    char **a = calloc(argc + 6, sizeof *a);
+    if (!a) return fail("cannot run", "/bin/sh"), 127;
+    char *head[] = {"sh", "-c", (char *)script, link_path, (char *)name, fragment};
+    memcpy(a, head, sizeof head);
+    memcpy(a + 6, argv + 1, (argc - 1) * sizeof *a);
+    execv("/bin/sh", a);
+    return fail("cannot run /bin/sh for", link_path), 127;
 }
 
-/* The Python path, as the sh shim ends: python -I -S ENTRY ENV PROGRAM ARG... */
+/* The Python path, as the sh shim ends: python -I -S ENTRY ENV NAME ARG... */
 static int python(int argc, char **argv) {
     const struct step *p = NULL;
     for (int i = 0; i < ncfg && !p; i++)
         if (strcmp(cfg[i].name, "python") == 0 && cfg[i].argc > 0) p = &cfg[i];
-    if (!p) return sh(argv);
-    char **a = calloc(p->argc + argc, sizeof *a);
-    if (!a) return sh(argv);
+    if (!p) return sh(argc, argv);
+    char **a = calloc(p->argc + argc + 1, sizeof *a);
+    if (!a) return sh(argc, argv);
     memcpy(a, p->argv, p->argc * sizeof *a);
-    a[p->argc] = argv[1];
-    memcpy(a + p->argc + 1, argv + 3, (argc - 3) * sizeof *a);
+    a[p->argc] = (char *)name;
+    memcpy(a + p->argc + 1, argv + 1, (argc - 1) * sizeof *a);
     execv(a[0], a);
     return fail("cannot run", a[0]), 127;
 }
@@ -182,33 +215,59 @@ static char **environment(const char *wd) {
     return env;
 }
 
-/* argv: ENV/bin/.venvroot-shim PROGRAM bin/NAME ARG... */
+/* Whether `a` and `b` are the same directory (the env moved: not where shim.cfg says). */
+static int same_dir(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* ENV of ENV/bin/NAME into env_dir: lexically when the path is plain, else through realpath. */
+static int env_of(const char *link) {
+    const char *slash = strrchr(link, '/');
+    if (link[0] == '/' && !strstr(link, "/.") && !strstr(link, "//")) {
+        int n = (int)(slash - link); /* ENV/bin */
+        while (n > 0 && link[n - 1] != '/') n--;
+        return n > 1 && snprintf(env_dir, sizeof env_dir, "%.*s", n - 1, link) < (int)sizeof env_dir;
+    }
+    char bin[PATH_MAX];
+    if (snprintf(bin, sizeof bin, "%.*s", slash ? (int)(slash - link) : 1, slash ? link : ".") >= (int)sizeof bin ||
+        !realpath(bin, env_dir))
+        return 0;
+    char *up = strrchr(env_dir, '/');
+    if (!up || up == env_dir) return 0; /* bin/ right under / : no env */
+    *up = '\0';
+    return 1;
+}
+
+/* argv: NAME ARG... (run through ENV/bin/NAME, link_path) */
 int shim(int argc, char **argv) {
-    if (argc < 3) return fprintf(stderr, "usage: #!ENV/bin/" SHIM_NAME " PROGRAM (the first line of a shim)\n"), 2;
     char path[PATH_MAX], pwd[PATH_MAX];
-    size_t env_len = strlen(argv[0]) - strlen("/bin/" SHIM_NAME);
-    if (snprintf(path, sizeof path, "%.*s/.venvroot/shim.cfg", (int)env_len, argv[0]) >= (int)sizeof path ||
+    char *slash = strrchr(link_path, '/');
+    name = slash ? slash + 1 : link_path;
+    if (!env_of(link_path)) return fail("cannot find the environment of", link_path), 127;
+    if (snprintf(path, sizeof path, "%s/.venvroot/shim.cfg", env_dir) >= (int)sizeof path ||
         load_steps(path, "venvroot-shim 1", &cfg, &ncfg) != OK)
-        return sh(argv);
+        return sh(argc, argv);
     const struct step *auto_rules = get("auto", 1), *record = get("holder", 1), *hidden = get("hidden", 1);
-    const struct step *ids = get("ids", 1);
-    if (!record || !hidden || !ids || (auto_rules && access(auto_rules->argv[0], F_OK) == 0))
-        return python(argc, argv); /* automatic snapshots are the Python path's */
-    if (for_python(argv[1])) return python(argc, argv);
+    const struct step *ids = get("ids", 1), *env = get("env", 1);
+    if (!record || !hidden || !ids || !env || !same_dir(env->argv[0], env_dir) ||
+        (auto_rules && access(auto_rules->argv[0], F_OK) == 0))
+        return python(argc, argv); /* automatic snapshots are the Python path's, as a moved env */
+    if (for_python(name)) return python(argc, argv);
     int pid = 0;
     if (!live_at(record->argv[0], hidden->argv[0], &pid) && !(start() && live_at(record->argv[0], hidden->argv[0], &pid)))
         return python(argc, argv);
     if (!getcwd(pwd, sizeof pwd) || pwd[0] != '/') return python(argc, argv); /* a deleted one: Python says so */
-    char *wd = inside_dir(pwd), *program = find(pid, argv[1]), **env = NULL;
-    if (!wd || !program || !dir_inside(pid, wd, NULL, path, sizeof path) || !(env = environment(wd)))
+    char *wd = inside_dir(pwd), *program = find(pid, name), **environment_ = NULL;
+    if (!wd || !program || !dir_inside(pid, wd, NULL, path, sizeof path) || !(environment_ = environment(wd)))
         return python(argc, argv);
     char pid_text[16];
     snprintf(pid_text, sizeof pid_text, "%d", pid);
-    char **join_argv = calloc(argc + 4, sizeof *join_argv);
+    char **join_argv = calloc(argc + 6, sizeof *join_argv);
     if (!join_argv) return python(argc, argv);
-    char *head[] = {pid_text, wd, ids->argv[0], "--again", argv[2], program};
+    char *head[] = {pid_text, wd, ids->argv[0], "--again", link_path, program};
     memcpy(join_argv, head, sizeof head);
-    memcpy(join_argv + 6, argv + 3, (argc - 3) * sizeof *join_argv);
-    environ = env;
+    memcpy(join_argv + 6, argv + 1, (argc - 1) * sizeof *join_argv);
+    environ = environment_;
     return join(join_argv);
 }

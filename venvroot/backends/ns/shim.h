@@ -18,9 +18,9 @@ int live_at(const char *record, const char *hidden, int *pid_out);
 /* --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]: returns only when it failed. */
 int join(char **argv);
 
-/* The file name every compiled shim's first line names as its interpreter (shim.c). */
+/* What every compiled shim, ENV/bin/NAME, links to: the env's copy of this program (shim.c). */
 #define SHIM_NAME ".venvroot-shim"
-int is_shim(const char *argv0);
+int is_shim(void);
 int shim(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
  *
  *     starter START_FILE
  *     starter --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]
+ *     ENV/bin/NAME [ARG...]      (a link to ENV/bin/.venvroot-shim, a copy of this: the compiled shim, shim.c)
  *
  * A shim whose environment is not running would otherwise start Python just to build the
  * namespaces, which alone costs more than a whole bubblewrap run. The Python starter
@@ -11,9 +12,10 @@
  *
  * Processes:
  *
- *     starter ─ A (setsid) ─ B ─ K: unshare, mount, pivot_root, marker; then only waits
- *        │                   └── execs the brain (Python, outside the namespaces): lingering,
- *        │                       activated shells, hooks; ends K when the env may end
+ *     starter ─ B (setsid) ─ K: unshare, mount, pivot_root, marker; then only waits
+ *        │       └── once K has built and the first program has ended (or run 50 ms), execs
+ *        │           the brain (Python, outside the namespaces): lingering, activated shells,
+ *        │           hooks; ends K when the env may end
  *        └── waits for K's word, records K as the env's holder under the env's lock, exits
  *
  * K anchors the namespaces: it is what the record names, and what shims join (--join). It
@@ -512,6 +514,7 @@ static int live(const char *record) { return live_at(record, hidden_dir, NULL); 
 /* -- joining ------------------------------------------------------------------------------------ */
 
 #include "ttyfilter.h"
+#include "dieof.h"
 
 /* A holder in a PID namespace of its own (--pid, pidns.py): only a child enters it. This process
  * stays outside as the relay (as venvroot/ns/relay.py does): signals sent to it go to the program,
@@ -531,12 +534,7 @@ static void relay(pid_t child, const sigset_t *watched) {
             if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
             s = WTERMSIG(status);
             prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* the program's core, not ours */
-            signal(s, SIG_DFL);
-            sigset_t one;
-            sigemptyset(&one);
-            sigaddset(&one, s);
-            sigprocmask(SIG_UNBLOCK, &one, NULL);
-            kill(getpid(), s);
+            die_of(s);
             _exit(128 + s);
         }
         if (si.si_code != SI_KERNEL) kill(child, s);
@@ -622,7 +620,7 @@ static int put_record(const char *tmp, const char *record, int pid, const char *
 }
 
 int main(int argc, char **argv) {
-    if (is_shim(argv[0])) return shim(argc, argv);
+    if (is_shim()) return shim(argc, argv);
     if (argc >= 6 && strcmp(argv[1], "--join") == 0) return join(argv + 2);
     if (argc != 2) return fprintf(stderr, "usage: starter START_FILE | --join PID DIR IDS [--again SHIM] PROGRAM [ARG...]\n"), FAILED;
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -650,19 +648,17 @@ int main(int argc, char **argv) {
     pid_t user = getppid(); /* the shim, which runs the program once this start is done */
     int word[2], hold[2];
     if (pipe2(word, O_CLOEXEC) < 0 || pipe(hold) < 0) return fail("cannot make pipes", NULL);
-    pid_t a = fork();
-    if (a == 0) {
+    pid_t b = fork(); /* never waited for: it outlives this process, an orphan once it exits */
+    if (b == 0) {
         close(lock_fd); /* a copy would keep the env locked for as long as K lives */
         close(word[0]);
-        setsid();
-        if (fork() == 0) brain(word[1], hold[0], hold[1], token, user);
-        _exit(OK);
+        setsid(); /* a session of its own: the caller's terminal and its signals are not its */
+        brain(word[1], hold[0], hold[1], token, user);
     }
     close(word[1]);
     close(hold[0]);
     close(hold[1]);
-    if (a < 0) return fail("cannot fork", NULL);
-    waitpid(a, NULL, 0);
+    if (b < 0) return fail("cannot fork", NULL);
     char said[64] = "";
     size_t got = 0;
     ssize_t n;
