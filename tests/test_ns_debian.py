@@ -170,6 +170,23 @@ def test_a_killed_build_leaves_no_process_and_the_next_build_cleans_up(
     assert [n for n in debian.roots() if n.startswith(".build-") or n.endswith(".log")] == []
 
 
+def test_two_creates_at_once_build_the_suite_once(project: Project, debian: Debian) -> None:
+    create = [
+        [*VENVROOT, str(project.path / name), "--root", "debian:bookworm", "--without-pip"] for name in "AB"
+    ]
+    procs = [
+        project.who.popen(argv, env=project.environ, cwd="/", stderr=subprocess.PIPE, text=True)
+        for argv in create
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert len(debian.calls()) == 2  # one build; the other create waited for it and reused it
+    for name in "AB":
+        out = project.venvroot("run", project.path / name, "--", "cat", "/var/spool/daemons/f")
+        assert out.stdout == "x\n", out.stderr
+
+
 def apt_etc(base: Path) -> Path:
     """An /etc/apt with sources of every kind apt reads, and some it does not."""
     etc = base / "apt"

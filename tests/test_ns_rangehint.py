@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import need
-from ns_backend_helpers import VENVROOT, Project
+from ns_backend_helpers import VENVROOT, Project, processes_with, wait_for
 from ns_helpers import Who
 from test_ns_subids import debian_root, local_repository
 
@@ -89,7 +89,7 @@ def test_the_watched_program_keeps_its_status_and_its_signals(project: Project) 
     env = make_env(project, "--user", "root")
     tool = project.path / "root/opt/dpkg"  # a program named dpkg, under the test's control
     tool.write_text(
-        '#!/bin/sh\n[ "$1" = wait ] && { echo ready; exec sleep 30; }\necho out; echo err >&2\nexit "$1"\n'
+        '#!/bin/sh\n[ "$1" = wait ] && { echo ready; exec sleep 3022; }\necho out; echo err >&2\nexit "$1"\n'
     )
     tool.chmod(0o755)
     done = project.venvroot("run", env, "--", "/opt/dpkg", "7")
@@ -97,14 +97,18 @@ def test_the_watched_program_keeps_its_status_and_its_signals(project: Project) 
     assert done.stderr.splitlines()[0] == "err" and venvroot_lines(done)[0].startswith(
         hint_of(project, "dpkg", 7)
     )
-    # SIGTERM to the shim's process reaches the program; the shim ends by it, with no line.
-    proc = project.who.popen([*VENVROOT, "run", str(env), "--", "/opt/dpkg", "wait"], env=project.environ,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")  # fmt: skip
-    assert proc.stdout.readline() == "ready\n"
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == -signal.SIGTERM and "venvroot:" not in err
+    # SIGTERM to the shim's process reaches the program; the shim ends by it, with no line. A
+    # SIGKILL of the shim's process takes the program with it (as the program itself would die).
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        argv = [*VENVROOT, "run", str(env), "--", "/opt/dpkg", "wait"]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        proc = project.who.popen(argv, env=project.environ, text=True, cwd="/", **pipes)
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.2)
+        proc.send_signal(sent)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == -sent and "venvroot:" not in err
+        assert wait_for(lambda: processes_with("sleep 3022") == [], timeout=5)
 
 
 def test_no_line_where_the_range_is_not_the_cause(

@@ -168,9 +168,15 @@ def cached_root(root: str) -> str:
         return tarball
     check(root)
     os.makedirs(cache_dir(), exist_ok=True)
-    with open(tarball[: -len(".tar")] + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build per suite; the next create reuses it
-        if not os.path.isfile(tarball):
+    with open(tarball[: -len(".tar")] + ".lock", "a") as lock:  # one build per suite at a time
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from ...util import progress
+
+            with progress.Progress(f"building {root}", label="waiting for another create's build of it"):
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isfile(tarball):  # that build made it: reused
             _build(root, suite, tarball)
     return tarball
 
@@ -184,7 +190,8 @@ def _build(root: str, suite: str, tarball: str) -> None:
         if name.startswith(f".build-{stem}-"):
             remove_tree(os.path.join(cache_dir(), name))
     work = os.path.join(cache_dir(), f".build-{stem}-{os.getpid()}")
-    tree, packed, log = os.path.join(work, "root"), os.path.join(work, "root.tar"), tarball[:-4] + ".log"
+    tree, packed = os.path.join(work, "root"), os.path.join(work, "root.tar")
+    log = os.path.join(cache_dir(), f"{stem}.log")
     os.makedirs(tree)
     source = mirror(suite)
     try:

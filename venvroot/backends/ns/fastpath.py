@@ -98,6 +98,12 @@ def _which(name: str) -> str | None:
     return None
 
 
+def _watched(cfg: EnvConfig) -> bool:
+    """Whether apt and dpkg must take the Python path: root inside, rootless (rangehint.py decides
+    there whether the env lacks a range: one may be given later)."""
+    return os.geteuid() != 0 and cfg.get(CFG_UID) == "0"
+
+
 def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     """The shims' fast path, or None when this machine has neither the compiled starter nor nsenter."""
     from .. import envstate
@@ -123,7 +129,7 @@ def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     path = cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"
     start = "_vr_live || return 0\n"
     tools = ""
-    if os.geteuid() != 0 and cfg.get(CFG_UID) == "0":
+    if _watched(cfg):
         tools = f"""\
 # apt and dpkg take the Python path, which names a missing subordinate id range if they fail (rangehint.py).
 case ${{_venvroot_program##*/}} in {" | ".join(rangehint.TOOLS)}) return 0 ;; esac
@@ -212,6 +218,8 @@ def shim_config(cfg: EnvConfig, ids: tuple[int, int] | None) -> bytes:
     steps.append(("set", "PATH", cfg.get(CFG_PATH) or f"{cfg.env_dir}/bin:{DEFAULT_PATH}"))
     steps.append(("ids", _ids_arg(ids)))
     steps.append(("python", sys.executable, "-I", "-S", ENTRY, cfg.env_dir))
+    if _watched(cfg):
+        steps.append(("python-for", *rangehint.TOOLS))
     tokens = ["venvroot-shim 1"]
     for name, *args in steps:
         tokens += [name, str(len(args)), *args]

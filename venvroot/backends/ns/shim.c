@@ -17,7 +17,8 @@
  * shim.cfg, after "venvroot-shim 1": env DIR | auto MARKER | holder RECORD | hidden DIR |
  * start STARTER FILE | map HOST INSIDE (the deepest first) | search DIR... | unset NAME... |
  * set NAME VALUE | default NAME VALUE (set when unset) | ids IDS | python ARGV... (NAME and the
- * arguments follow).
+ * arguments follow) | python-for NAME... (programs always left to Python: rangehint.py's apt
+ * and dpkg).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,6 +65,16 @@ static const struct step *get(const char *name, int argc) {
     for (int i = 0; i < ncfg; i++)
         if (cfg[i].argc == argc && strcmp(cfg[i].name, name) == 0) return &cfg[i];
     return NULL;
+}
+
+/* Whether a python-for step names the program (by its last component): Python runs it. */
+static int for_python(const char *program) {
+    const char *slash = strrchr(program, '/'), *base = slash ? slash + 1 : program;
+    for (int i = 0; i < ncfg; i++)
+        if (strcmp(cfg[i].name, "python-for") == 0)
+            for (int k = 0; k < cfg[i].argc; k++)
+                if (strcmp(cfg[i].argv[k], base) == 0) return 1;
+    return 0;
 }
 
 /* Whether the holder recorded in `record` is alive: its marker is in its root (never a reused pid's). */
@@ -242,6 +253,7 @@ int shim(int argc, char **argv) {
     if (!record || !hidden || !ids || !env || !same_dir(env->argv[0], env_dir) ||
         (auto_rules && access(auto_rules->argv[0], F_OK) == 0))
         return python(argc, argv); /* automatic snapshots are the Python path's, as a moved env */
+    if (for_python(name)) return python(argc, argv);
     int pid = 0;
     if (!live_at(record->argv[0], hidden->argv[0], &pid) && !(start() && live_at(record->argv[0], hidden->argv[0], &pid)))
         return python(argc, argv);
