@@ -169,8 +169,8 @@ def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
 
 def cold_row(env: Path, runs: int, anchor: Callable[[], None]) -> tuple[float, float, dict[str, list[float]]]:
     """A cold row: ``runs`` shim calls of ``env``, each made once its namespaces have ended by
-    themselves (``LINGER`` after their last use, as a real cold start comes), each followed by a
-    call of its bwrap ``anchor``, so that both see the same machine (a shared one's load moves
+    themselves (``LINGER`` after their last use, as a real cold start comes), each preceded by a
+    call of its bwrap ``anchor`` just before, so that both see the same machine (a shared one's load moves
     between rows). Returns the median seconds of both, and the seconds of each shim call by the
     starter that built its namespaces (read right after it)."""
     times: list[float] = []
@@ -178,13 +178,13 @@ def cold_row(env: Path, runs: int, anchor: Callable[[], None]) -> tuple[float, f
     by_starter: dict[str, list[float]] = {}
     for _ in range(runs):
         wait_ended([env])
+        start = time.perf_counter()  # first: after the shim, the brain's Python start would slow it
+        anchor()
+        anchors.append(time.perf_counter() - start)
         start = time.perf_counter()
         quiet([str(env / "bin" / "true")])()
         times.append(time.perf_counter() - start)
         by_starter.setdefault(starter_of(env), []).append(times[-1])
-        start = time.perf_counter()
-        anchor()
-        anchors.append(time.perf_counter() - start)
     return statistics.median(times), statistics.median(anchors), by_starter
 
 
@@ -245,7 +245,7 @@ def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) ->
         "shim true, host view, cold (builds the namespaces)": ("host-outside", host),
         "shim true, busybox root, cold, Python starter (no compiler)": ("bb-python", bb),
     }
-    print("\n2b. a cold shim running true, each call after the namespaces ended by themselves, then bwrap")
+    print("\n2b. a cold shim running true, each call after the namespaces ended by themselves (and a bwrap)")
     for name, (env_name, anchor) in cold_rows.items():
         if anchor not in commands:
             continue
