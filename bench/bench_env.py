@@ -19,7 +19,7 @@ there), never the checkout beside it: the children run with ``PYTHONSAFEPATH`` a
 refuses a venvroot imported from the checkout. Each shim row names the way it went in (the compiled
 shim, the sh fragment with the compiled starter, nsenter, Python). Cold rows (2b) are timed
 as cold starts come, once the namespaces have ended by themselves after ``LINGER`` seconds (each
-call waits for that), each call followed by one of its bwrap anchor (a shared machine's load moves
+call waits for that), each call preceded by one of its bwrap anchor (a shared machine's load moves
 in seconds: their ratio is the one to read), and name which starter built them, call by call (the
 compiled starter replays a start only while nothing it depends on changed: the host's mounts among
 them, for the host view). ``--direct N`` checks each cold row against a plain loop over its env.
