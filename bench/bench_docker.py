@@ -135,6 +135,7 @@ def main() -> None:
         }
         if args.tls_engine:
             cases.update(tls_cases(venvroot, remote, image, args.tls_engine, args.tls_certs))
+        os.chdir(env.parent)  # the project directory: mapped on every engine (a remote one has no /r)
         for argv, stdin in cases.values():  # warm up: container, page cache, the daemon
             timed(argv, stdin)
         times: dict[str, list[float]] = {name: [] for name in cases}

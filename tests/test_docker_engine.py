@@ -3,9 +3,11 @@ HTTP against the real daemon, and the address taken from DOCKER_HOST."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import socket
+from pathlib import Path
 
 import pytest
 from docker_helpers import daemon_fixture  # noqa: F401 - the daemon fixture
@@ -101,3 +103,41 @@ def test_names_are_valid_for_docker() -> None:
         repo = layout.image_repository(env)
         assert repo == repo.lower() and "--" not in repo and "-_" not in repo
         assert layout.container_name(env) != layout.container_name(env + "2")
+
+
+def test_the_engine_is_found_as_the_docker_cli_finds_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DOCKER_HOST over DOCKER_CONTEXT over currentContext; a context's meta and TLS files found by
+    the sha256 of its name; an unknown context is one line."""
+    from venvroot.backends.docker import endpoint
+    from venvroot.errors import UsageError
+
+    for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert endpoint.resolve().host == "unix:///var/run/docker.sock"
+    for name, host in (("build", "tcp://build:2376"), ("box", "ssh://me@box")):
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        meta = tmp_path / "contexts" / "meta" / digest
+        meta.mkdir(parents=True)
+        (meta / "meta.json").write_text(json.dumps({"Name": name, "Endpoints": {"docker": {"Host": host}}}))
+    (tmp_path / "contexts" / "tls" / hashlib.sha256(b"build").hexdigest() / "docker").mkdir(parents=True)
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "box"}))
+    found = endpoint.resolve()
+    assert (found.host, found.source, found.target.tls) == ("ssh://me@box", "context box", False)
+    assert not found.is_local()
+    monkeypatch.setenv("DOCKER_CONTEXT", "build")
+    found = endpoint.resolve()
+    assert (found.host, found.source, found.target.verify) == ("tcp://build:2376", "context build", True)
+    assert found.target.tls_dir.endswith("/docker")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    found = endpoint.resolve()
+    assert (found.host, found.source) == ("tcp://127.0.0.1:2375", "DOCKER_HOST") and found.is_local()
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.setenv("DOCKER_CONTEXT", "nope")
+    with pytest.raises(UsageError, match="docker context 'nope' \\(from DOCKER_CONTEXT\\) does not exist"):
+        endpoint.resolve()
+    for host, local in (("unix:///x.sock", True), ("ssh://me@localhost:22", True), ("tcp://[::1]:2376", True),
+                        ("tcp://10.0.0.5:2376", False), ("ssh://build", False)):  # fmt: skip
+        assert endpoint.Endpoint(transport.Target(host), "t").is_local() is local, host

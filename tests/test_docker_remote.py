@@ -129,6 +129,44 @@ def test_sigterm_to_a_shim_reaches_its_program(remote_env: Path) -> None:
     assert out == b"got TERM\n" and proc.returncode == 42
 
 
+def test_kill_9_of_a_shim_ends_its_program_and_leaves_no_pipe(remote_env: Path, engine: Engine) -> None:
+    marker = f"venvroot-kill9-{os.getpid()}-{remote_env.name}"
+    proc = subprocess.Popen(
+        [str(remote_env / "bin" / "sh"), "-c", f"echo up; exec sleep 300 {marker}"],
+        stdout=subprocess.PIPE, env=local_only(), cwd=remote_env.parent,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    proc.kill()
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        inside = engine.cli("top", container_of(remote_env), "-o", "pid,args").stdout
+        pipes = subprocess.run(["pgrep", "-f", "docker system dial-stdio"], capture_output=True, text=True)
+        ours = [p for p in pipes.stdout.split() if _started_for(p, engine)]
+        if marker not in inside and not ours:
+            break
+        time.sleep(0.2)
+    assert marker not in inside, inside
+    assert not ours, "an ssh pipe outlived its shim"
+    assert shim(remote_env, "sh", "-c", "echo again").stdout == b"again\n"  # and the next call works
+
+
+def _started_for(pid: str, engine: Engine) -> bool:
+    """Whether process ``pid`` is a client ssh to the test engine's sshd (not the sshd's own side)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return args[:1] == [b"ssh"] and engine.ssh_alias.encode() in args
+
+
+def test_activation_sessions_reach_the_envs_engine(remote_env: Path) -> None:
+    script = f". {remote_env}/bin/activate && echo through | cat && deactivate && echo out"
+    ran = subprocess.run(["sh", "-c", script], capture_output=True, env=local_only(), cwd=remote_env.parent,
+                         timeout=60)  # fmt: skip
+    assert (ran.returncode, ran.stdout) == (0, b"through\nout\n"), ran.stderr
+
+
 def test_docker_contexts_name_the_engine(
     project: Path, busybox_image: str, engine: Engine, tmp_path: Path
 ) -> None:
@@ -181,6 +219,18 @@ def test_remote_envs_get_volumes_and_no_bind_mount(remote_env: Path, engine: Eng
     )
 
 
+def test_another_engines_container_roots_are_no_host_mounts(tls_env: Path, engine: Engine) -> None:
+    """A local env binds the host's mounts at /r; another engine's running containers' roots (its
+    data root is not /var/lib/docker) come and go with them and must not be among them."""
+    from venvroot.backends.docker import mounts
+
+    assert on_engine(engine, tls_env) == "running"
+    table = Path("/proc/self/mountinfo").read_text()
+    assert f"{engine.base}/data/overlay2/" in table  # the case at hand: its container's root is mounted
+    roots = (f"{engine.base}/data/overlay2/", f"{engine.base}/data/containers/")
+    assert not [p for p in mounts.host_mounts() if p.startswith(roots)]
+
+
 def test_local_overrides_an_ssh_host_by_name(project: Path, busybox_image: str, engine: Engine) -> None:
     path = project / "ssh-local"
     venvroot(str(path), "--backend", "docker", "--image", busybox_image, "--local", "-q",
@@ -192,16 +242,20 @@ def test_local_overrides_an_ssh_host_by_name(project: Path, busybox_image: str, 
         venvroot("destroy", str(path), env=local_only())
 
 
+@pytest.mark.parametrize("how", ["tls", "ssh"])
 def test_push_and_pull_copy_through_the_archive_api(
-    project: Path, busybox_image: str, engine: Engine
+    project: Path, busybox_image: str, engine: Engine, how: str
 ) -> None:
-    data = project.parent / "data"
+    data = project.parent / f"data-{how}"
     (data / "sub").mkdir(parents=True)
     (data / "sub" / "in.bin").write_bytes(os.urandom(300_000))
     path = project / "pushpull"
-    environ = engine.tls_environ()
-    venvroot(str(path), "--backend", "docker", "--image", busybox_image, "--remote", "--link", "sh", "-q",
-             "--directory", f"{data}:/data:rw", env=environ)  # fmt: skip
+    # TLS on loopback is remote by --remote; the ssh host, named by an alias, is remote by itself.
+    tls = how == "tls"
+    environ = engine.tls_environ() if tls else local_only(DOCKER_HOST=engine.ssh)
+    venvroot(str(path), "--backend", "docker", "--image", busybox_image, *(["--remote"] if tls else []),
+             "--link", "sh", "-q", "--directory", f"{data}:/data:rw", env=environ)  # fmt: skip
+    (project / "made.txt").unlink(missing_ok=True)
     (project / "notes.txt").write_text("from here\n")
     try:
         assert {kind for kind, _ in mounts_on(engine, path)} == {"volume"}

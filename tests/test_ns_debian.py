@@ -21,13 +21,14 @@ from pathlib import Path
 import pexpect
 import pytest
 from conftest import build_busybox_root, need
-from ns_backend_helpers import VENVROOT, Project, project_fixture  # noqa: F401 - the project fixture
+from ns_backend_helpers import VENVROOT, Project, processes_with, project_fixture, wait_for  # noqa: F401 - a fixture
 from ns_helpers import Who
 
 FAKE = r"""#!/bin/sh
 # debootstrap's stand-in: records its call, says some stages, makes a busybox root.
 echo "args $*" >> "$VR_FAKE_LOG"
-echo "as $(id -u) container=${container-} mnt=$(readlink /proc/self/ns/mnt)" >> "$VR_FAKE_LOG"
+ns() { readlink "/proc/self/ns/$1"; }
+echo "as $(id -u) container=${container-} mnt=$(ns mnt) pid=$(ns pid)" >> "$VR_FAKE_LOG"
 if [ -n "${VR_FAKE_FAIL-}" ]; then
     echo "I: Retrieving InRelease"
     echo "E: Failed getting release file $4/dists/$2/Release"
@@ -38,6 +39,7 @@ for stage in "Retrieving InRelease" "Validating Packages" "Installing core packa
 done
 cp -R "$VR_FAKE_TREE"/. "$3" || exit 1
 mkdir -p "$3/var/spool/daemons" && echo x > "$3/var/spool/daemons/f" && chown -R 1:1 "$3/var/spool/daemons"
+[ -z "${VR_FAKE_HANG-}" ] || { sleep 3011; exit 1; }  # (killed by the test)
 echo "I: Base system installed successfully."
 """
 
@@ -120,6 +122,7 @@ def test_a_debian_root_is_built_once_per_user_with_its_owners(project: Project, 
     container = "container=lxc" if rootless else "container="
     assert how[1:3] == ["0", container]  # root (of the user's ranges, rootless), no mknod rootless
     assert how[3] != f"mnt={os.readlink('/proc/self/ns/mnt')}"  # its mounts never reach the host
+    assert how[4] != f"pid={os.readlink('/proc/self/ns/pid')}"  # nor its processes the create's end
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     cached = f"debian-bookworm-{arch}.tar"
     assert debian.roots() == [f"debian-bookworm-{arch}.lock", cached]  # no build tree, no log
@@ -128,6 +131,8 @@ def test_a_debian_root_is_built_once_per_user_with_its_owners(project: Project, 
     show = ["run", project.path / "E1", "--", "stat", "-c", "%u:%g", "/var/spool/daemons/f", "/bin/busybox"]
     out = project.venvroot(*show)
     assert out.stdout.split() == ["1:1", "0:0"], out.stderr
+    path = project.venvroot("run", project.path / "E1", "--", "sh", "-c", 'echo "$PATH"')
+    assert path.stdout.endswith(":/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/games:/usr/games\n")  # Debian's
 
     # The next env of the suite is unpacked from the cache: no debootstrap runs (none is there).
     second = hidden(project, ["/usr/sbin/debootstrap", str(project.path / "tools/debootstrap")],
@@ -142,6 +147,27 @@ def test_a_debian_root_is_built_once_per_user_with_its_owners(project: Project, 
         assert destroyed.returncode == 0, destroyed.stderr
     assert sorted(p.name for p in project.path.iterdir()) == ["cache", "calls.log", "tools", "tree"]
     assert cached in debian.roots()
+
+
+def test_a_killed_build_leaves_no_process_and_the_next_build_cleans_up(
+    project: Project, debian: Debian
+) -> None:
+    """kill -9 of a create while debootstrap runs (its tree already holds a file of a subordinate
+    id): debootstrap and what it started end with it, and the next create builds afresh."""
+    hang = {**project.environ, "VR_FAKE_HANG": "1"}
+    create = [*VENVROOT, str(project.path / "E1"), "--root", "debian:bookworm", "--without-pip"]
+    proc = project.who.popen(create, env=hang, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: processes_with("sleep 3011") != [], timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_for(lambda: processes_with("sleep 3011") == [], timeout=10)
+    assert [n for n in debian.roots() if n.startswith(".build-")] != []  # the killed build's tree
+    again = project.venvroot(project.path / "E2", "--root", "debian:bookworm", "--without-pip")
+    assert again.returncode == 0, again.stderr
+    assert len(debian.calls()) == 4
+    assert [n for n in debian.roots() if n.startswith(".build-") or n.endswith(".log")] == []
 
 
 def apt_etc(base: Path) -> Path:
@@ -189,7 +215,7 @@ def test_debootstrap_uses_the_mirror_of_the_machines_apt_and_a_failure_leaves_no
     assert line.startswith(
         f"venvroot: error: --root debian:{suite}: debootstrap failed (Failed getting release file "
     )
-    assert f"its output: {debian.cache}/venvroot/roots/debian-{suite}-" in line and line.endswith(".log")
+    assert f"its log: {debian.cache}/venvroot/roots/debian-{suite}-" in line and line.endswith(".log")
     assert not (project.path / "E").exists()
     assert [n for n in debian.roots() if not n.endswith((".lock", ".log"))] == []  # no tarball, no tree
 
@@ -241,14 +267,14 @@ def test_a_terminal_shows_debootstraps_stages_on_one_line(project: Project, debi
 
 
 @pytest.mark.network
-def test_a_real_debian_root_installs_packages_rootless(project: Project, tmp_path: Path) -> None:
-    """debootstrap from the machine's mirror, as the unprivileged user with a range; then apt-get
-    update and install inside, the package's program through a linked shim, and destroy."""
-    if project.who.user is None:
-        pytest.skip("the rootless build is the one that matters; root's is plain debootstrap")
+def test_a_real_debian_root_installs_packages(project: Project) -> None:
+    """debootstrap from the machine's mirror, as root and as the unprivileged user with a range;
+    then apt-get update and install inside, the package's program through a linked shim, and
+    destroy."""
     cache = project.path / "cache"
     cache.mkdir()
-    os.chown(cache, project.who.uid, project.who.gid)
+    if project.who.user is not None:
+        os.chown(cache, project.who.uid, project.who.gid)
     project.environ["XDG_CACHE_HOME"] = str(cache)
     start = time.monotonic()
     env = project.path / "E"

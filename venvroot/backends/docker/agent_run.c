@@ -1,5 +1,6 @@
 /* The docker agent's caller, a shim on the host (agent --run): see agent.c. */
 #include "agent.h"
+#include "../ns/dieof.h"
 
 /* The caller's handler: a signal the kernel sent (a terminal's INT, QUIT, TSTP) goes to the
  * program's process group, as the terminal would have; one from kill(2), to the program alone. */
@@ -307,14 +308,7 @@ int run(char **argv, char **environ_, int final) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) {
         int s = WTERMSIG(status);
-        if (s < 65 && forwarded[s]) { /* it died of what we forwarded: so do we */
-            signal(s, SIG_DFL);
-            sigset_t one;
-            sigemptyset(&one);
-            sigaddset(&one, s);
-            sigprocmask(SIG_UNBLOCK, &one, NULL);
-            kill(getpid(), s);
-        }
+        if (s < 65 && forwarded[s]) die_of(s); /* it died of what we forwarded: so do we */
         return 128 + s;
     }
     return 1;

@@ -46,7 +46,7 @@ class Endpoint:
         extra[engine.CFG_HOST] = self.host
         extra[CFG_SOURCE] = self.source
         if self.target.tls:
-            extra[engine.CFG_TLS_DIR] = self.target.tls_dir
+            extra[engine.CFG_TLS_DIR] = os.path.abspath(self.target.tls_dir)  # shims run from anywhere
             extra[engine.CFG_TLS_VERIFY] = "true" if self.target.verify else "false"
 
     def describe(self) -> str:

@@ -234,6 +234,8 @@ class RemoteProcess:
         sock = conn.sock
         sock.setblocking(False)
         sfd = sock.fileno()
+        buffered = getattr(sock, "buffered", None)  # TLS: bytes decrypted already, which poll cannot see
+        wants_write = getattr(sock, "wants_write", None)  # TLS: records encrypted, not yet sent
         out = _Output(self.tty, out_fd, err_fd)
         pending = b""  # stdin bytes read but not yet sent
         stdin_open = stdin_fd is not None
@@ -246,11 +248,14 @@ class RemoteProcess:
             while True:
                 poller = select.poll()
                 poller.register(wake_r, select.POLLIN)
-                poller.register(sfd, select.POLLIN | (select.POLLOUT if pending else 0))
+                flushing = pending or (wants_write is not None and wants_write())
+                poller.register(sfd, select.POLLIN | (select.POLLOUT if flushing else 0))
                 if stdin_fd is not None and stdin_open and not pending:
                     poller.register(stdin_fd, select.POLLIN)
                 timeout = 100 if self.exit_code is not None or not wait_for_output else 1000
-                events = poller.poll(timeout)
+                events = (
+                    [(sfd, select.POLLIN)] if buffered is not None and buffered() else poller.poll(timeout)
+                )
                 if not events:
                     if self.exit_code is None:
                         self.inspect()
@@ -264,8 +269,8 @@ class RemoteProcess:
                     if fd == wake_r:
                         self._signals(wake_r)
                     elif fd == sfd:
-                        if ev & select.POLLOUT and pending:
-                            try:
+                        if ev & select.POLLOUT and (pending or wants_write is not None):
+                            try:  # (TLS: a send flushes what the stream holds first, b"" too)
                                 pending = pending[sock.send(pending) :]
                             except BlockingIOError:
                                 pass

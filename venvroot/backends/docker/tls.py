@@ -17,6 +17,10 @@ import ssl
 from .address import DaemonUnreachableError, Target
 
 _RAW = 262144
+# One context and the last session per process: a shim makes three or four connections, and a
+# resumed session saves each later one the certificate work of a full handshake.
+_CONTEXTS: dict[tuple[str, bool], ssl.SSLContext] = {}
+_SESSIONS: dict[tuple[str, bool, str], ssl.SSLSession] = {}
 
 
 class TLSStream:
@@ -27,8 +31,17 @@ class TLSStream:
         self._out = ssl.MemoryBIO()
         self._eof = False
         self._closed_write = False
-        ctx = _context(target, display)
-        self._obj = ctx.wrap_bio(self._in, self._out, server_hostname=server if target.verify else None)
+        self._plain = b""  # decrypted before a half-close, not yet taken (see shutdown)
+        self._unsent = b""  # encrypted, not yet taken by a non-blocking socket
+        key = (target.tls_dir, target.verify)
+        ctx = _CONTEXTS.get(key) or _CONTEXTS.setdefault(key, _context(target, display))
+        self._key = (*key, display)
+        self._obj = ctx.wrap_bio(
+            self._in,
+            self._out,
+            server_hostname=server if target.verify else None,
+            session=_SESSIONS.get(self._key),
+        )
         try:
             self._handshake()
         except ssl.SSLCertVerificationError as exc:
@@ -58,14 +71,20 @@ class TLSStream:
                         "the daemon closed the connection during the TLS handshake"
                     ) from None
 
-    def _flush(self) -> None:
-        data = self._out.read()
-        view = memoryview(data)
-        while view:
+    def _flush(self, block: bool = True) -> bool:
+        """Send the encrypted bytes waiting; without ``block``, as many as the socket takes now.
+        Return whether all went."""
+        self._unsent += self._out.read()
+        while self._unsent:
             try:
-                view = view[self.sock.send(view) :]
+                self._unsent = self._unsent[self.sock.send(self._unsent) :]
             except BlockingIOError:
-                select.poll().poll(10)
+                if not block:
+                    return False
+                poller = select.poll()
+                poller.register(self.sock.fileno(), select.POLLOUT)
+                poller.poll()
+        return True
 
     def _fill(self) -> bool:
         """Read what the socket has into the TLS object (blocking when the socket is); False at EOF."""
@@ -88,13 +107,29 @@ class TLSStream:
         self._flush()
 
     def send(self, data: bytes) -> int:
-        self.sendall(data)
+        """Take ``data`` whole once what was held before has gone (else ``BlockingIOError``, as a
+        full socket would say); what the socket does not take now waits for the next send."""
+        if not self._flush(block=False):
+            raise BlockingIOError
+        if data:
+            self._obj.write(data)
+            self._flush(block=False)
         return len(data)
+
+    def wants_write(self) -> bool:
+        """Whether encrypted bytes wait for the socket (the pump polls for POLLOUT then)."""
+        return bool(self._unsent)
 
     def recv(self, size: int) -> bytes:
         """Every byte decrypted so far (up to ``size``); ``BlockingIOError`` on a non-blocking socket
         with nothing yet; b"" at the end."""
         got: list[bytes] = []
+        if self._plain:
+            got.append(self._plain[:size])
+            self._plain = self._plain[size:]
+            size -= len(got[0])
+            if size <= 0 or self._plain:
+                return got[0]
         while True:
             try:
                 chunk = self._obj.read(size)
@@ -119,18 +154,38 @@ class TLSStream:
             if size <= 0 or not (self._obj.pending() or self._in.pending):
                 return b"".join(got)
 
+    def buffered(self) -> bool:
+        """Whether bytes wait here (not in the socket, where poll would see them)."""
+        return bool(self._plain)
+
     def shutdown(self, how: int) -> None:
-        """The end of our side (close_notify); the daemon's output keeps coming."""
+        """The end of our side (close_notify); the daemon's output keeps coming. Python's unwrap
+        calls SSL_shutdown twice, and the second call reads - and throws away - records that have
+        arrived: everything that can be decrypted is taken out first, so only an empty buffer is
+        there to read. Records arriving later are read as before (TLS 1.3 allows the half-close)."""
         if self._closed_write:
             return
         self._closed_write = True
+        taken = [self._plain]
+        while True:
+            try:
+                chunk = self._obj.read(_RAW)
+            except ssl.SSLError:  # want-read (all taken), or the end
+                break
+            if not chunk:
+                break
+            taken.append(chunk)
+        self._plain = b"".join(taken)
         try:  # noqa: SIM105 - no contextlib on the hot path
             self._obj.unwrap()  # sends close_notify; the daemon's answer is read later, if ever
         except ssl.SSLError:
             pass
-        self._flush()
+        self._flush(block=False)  # the rest goes with the next sends (wants_write)
 
     def close(self) -> None:
+        session = self._obj.session
+        if session is not None and session.has_ticket:
+            _SESSIONS[self._key] = session
         self.sock.close()
 
 

@@ -77,6 +77,8 @@ def _plain(family: int, addr: str | tuple[str, int], display: str) -> _socket.so
         sock.close()
         raise DaemonUnreachableError(f"cannot reach the Docker daemon at {display}: {reason(exc)}") from None
     sock.settimeout(None)
+    if family != _socket.AF_UNIX:  # small requests and TLS records: no 40 ms Nagle/delayed-ACK stalls
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
     return sock
 
 

@@ -3,7 +3,8 @@
 The first create of a suite runs ``debootstrap --variant=minbase SUITE`` from the mirror the machine's
 apt uses (``$VENVROOT_DEBIAN_MIRROR`` first), rootless as root of a user namespace mapping the
 user's subordinate ids (mappedroot.py: the packages' system users keep their files), as real root
-plainly; both in a mount namespace of their own, so what debootstrap mounts never reaches the host.
+plainly; both in a mount and a PID namespace of their own, so what debootstrap mounts never
+reaches the host and nothing it started outlives a killed create.
 The tree is packed into ``~/.cache/venvroot/roots/debian-SUITE-ARCH.tar`` (owners as inside ids)
 and removed; every env of that suite, this one too, is unpacked from the tarball as any tarball root
 is (sources.py). Builds of one suite take turns on a lock beside it; a build that was killed leaves
@@ -187,11 +188,18 @@ def _build(root: str, suite: str, tarball: str) -> None:
     os.makedirs(tree)
     source = mirror(suite)
     try:
-        mappedroot.run(lambda: _debootstrap(root, suite, tree, source, log), mounts=True)
+        mappedroot.run(lambda: _debootstrap(root, suite, tree, source, log), isolated=True)
         os.rename(packed, tarball)
         os.unlink(log)  # kept only when the build failed
     finally:
         remove_tree(work)
+
+
+# The PID namespace's init: debootstrap, then tar (no process can start there once init has ended).
+_INIT = (
+    'tree=$1 archive=$2; shift 2; "$@" || exit; echo "I: packing the root"; '
+    'exec tar --numeric-owner -C "$tree" -cf "$archive" .'
+)
 
 
 def _debootstrap(root: str, suite: str, tree: str, source: str, log: str) -> None:
@@ -205,35 +213,37 @@ def _debootstrap(root: str, suite: str, tree: str, source: str, log: str) -> Non
     environ = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL="C")
     if _rootless():
         environ["container"] = "lxc"  # no mknod in a user namespace: debootstrap binds /dev's nodes instead
-    argv = [tool, "--variant=minbase", suite, tree, source]
-    last_error = ""
+    archive = os.path.join(os.path.dirname(tree), "root.tar")
+    argv = ["/bin/sh", "-c", _INIT, "sh", tree, archive, tool, "--variant=minbase", suite, tree, source]
+    error = other = ""
     with (
         open(log, "w") as out,
         progress.Progress(f"building {root} with debootstrap", unit="steps", label="starting") as shown,
     ):
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environ, text=True
-        )
+        proc = subprocess.Popen(  # killed with this process, it ends every process of the namespace
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environ, text=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
             line = line.strip()
-            if line.startswith("E: "):
-                last_error = line[3:]
-            elif line.startswith("I: "):
+            if line.startswith("I: "):
                 shown.stage(line[3:].rstrip("."))
+            elif line.startswith("E: "):
+                error = line[3:]
+            elif line and not line.startswith("W: "):
+                other = line  # tar's own complaint, say
         code = proc.wait()
         if code != 0:
-            raise VenvrootError(
-                f"--root {root}: debootstrap failed ({last_error or f'exit status {code}'}) from {source}; "
-                f"its output: {log}"
-            )
-        shown.stage("packing the root")
-        archive = os.path.join(os.path.dirname(tree), "root.tar")
-        tar = ["tar", "--numeric-owner", "-C", tree, "-cf", archive, "."]
-        done = subprocess.run(tar, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            raise VenvrootError(f"--root {root}: cannot pack the root: {done.stderr.strip()}")
+            said = error or other or f"exit status {code}"
+            raise VenvrootError(f"--root {root}: debootstrap failed ({said}) from {source}; its log: {log}")
+
+
+def _die_with_parent() -> None:
+    from ...ns import syscalls
+
+    syscalls.set_parent_death_signal(9)
 
 
 def _rootless() -> bool:

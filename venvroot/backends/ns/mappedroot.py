@@ -38,26 +38,32 @@ def inside_ids(user: str) -> tuple[int, int]:
     return os.getuid(), os.getgid()
 
 
-def run(work: Callable[[], object], inside: tuple[int, int] | None = None, mounts: bool = False) -> None:
+def run(work: Callable[[], object], inside: tuple[int, int] | None = None, isolated: bool = False) -> None:
     """Run ``work`` in a child that is root of a user namespace with the user's ranges mapped: as
     an env with the caller backing ``inside`` maps them, or (None) every id the user has (or here,
-    when there is nothing to map); with ``mounts``, in a private mount namespace too (as root as
-    well), so that what ``work`` mounts goes with it. Raise what went wrong as a VenvrootError."""
+    when there is nothing to map). With ``isolated`` (as root as well), in a mount and a PID
+    namespace of its own: what ``work`` mounts goes with it, and the first process it starts is
+    the PID namespace's init, whose end ends every process started there. The child dies with the
+    caller. Raise what went wrong as a VenvrootError."""
     from ...ns import idmap, syscalls
 
     ids = idmap.cover() if inside is None else idmap.plan(*inside)
     mapped = os.geteuid() != 0 and ids.full
-    if not mapped and not mounts:
+    if not mapped and not isolated:
         work()
         return
     read_fd, write_fd = os.pipe()
+    caller = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             os.close(read_fd)
+            syscalls.set_parent_death_signal(9)
+            if os.getppid() != caller:
+                os._exit(code)
             try:
-                flags = syscalls.CLONE_NEWNS if mounts else 0
+                flags = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWPID if isolated else 0
                 if mapped:
                     mapper = idmap.Mapper(ids)
                     try:
@@ -73,7 +79,7 @@ def run(work: Callable[[], object], inside: tuple[int, int] | None = None, mount
                     filetree._AM_ROOT = True  # root here: copies keep every (mapped) owner
                 elif flags:
                     syscalls.unshare(flags)
-                if mounts:  # nothing mounted here propagates back to the host
+                if isolated:  # nothing mounted here propagates back to the host
                     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
                 work()
                 code = 0

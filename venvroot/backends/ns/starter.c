@@ -525,6 +525,7 @@ static int live(const char *record) { return live_at(record, hidden_dir, NULL); 
 /* -- joining ------------------------------------------------------------------------------------ */
 
 #include "ttyfilter.h"
+#include "dieof.h"
 
 /* A holder in a PID namespace of its own (--pid, pidns.py): only a child enters it. This process
  * stays outside as the relay (as venvroot/ns/relay.py does): signals sent to it go to the program,
@@ -544,12 +545,7 @@ static void relay(pid_t child, const sigset_t *watched) {
             if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
             s = WTERMSIG(status);
             prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* the program's core, not ours */
-            signal(s, SIG_DFL);
-            sigset_t one;
-            sigemptyset(&one);
-            sigaddset(&one, s);
-            sigprocmask(SIG_UNBLOCK, &one, NULL);
-            kill(getpid(), s);
+            die_of(s);
             _exit(128 + s);
         }
         if (si.si_code != SI_KERNEL) kill(child, s);
