@@ -46,6 +46,16 @@ class Engine:
         """The docker CLI against this engine."""
         return docker("-H", self.unix, *args, check=check)
 
+    def cli_load(self, image: str) -> None:
+        """Copy ``image`` from the local engine into this one (there is no registry)."""
+        if self.cli("image", "inspect", image, check=False).returncode == 0:
+            return
+        saved = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "-H", self.unix, "load"], stdin=saved.stdout, capture_output=True, check=True
+        )
+        assert saved.wait() == 0
+
     def tls_environ(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
         env.update({"DOCKER_HOST": self.tcp, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(self.certs)})

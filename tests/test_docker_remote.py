@@ -20,6 +20,7 @@ from docker_helpers import (
     cfg_value,
     container_of,
     daemon_fixture,  # noqa: F401 - the daemon fixture
+    debian_image_fixture,  # noqa: F401 - the debian_image fixture
     docker,
     venvroot,
 )
@@ -160,6 +161,26 @@ def _started_for(pid: str, engine: Engine) -> bool:
     return args[:1] == [b"ssh"] and engine.ssh_alias.encode() in args
 
 
+def test_parallel_shims_and_a_removed_container(remote_env: Path, engine: Engine) -> None:
+    """Four shims at once all run; after the container is removed on the engine, the next shim
+    makes it again from its spec, and the files in the env's volumes are still there."""
+    procs = [
+        subprocess.Popen(
+            [str(remote_env / "bin" / "sh"), "-c", f"echo {i} > par-{remote_env.name}-{i}; echo {i}"],
+            stdout=subprocess.PIPE,
+            env=local_only(),
+            cwd=remote_env.parent,
+        )
+        for i in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert outs == [f"{i}\n".encode() for i in range(4)] and all(p.returncode == 0 for p in procs)
+    engine.cli("rm", "-f", container_of(remote_env))
+    ran = shim(remote_env, "sh", "-c", f"cat par-{remote_env.name}-3")
+    assert (ran.returncode, ran.stdout) == (0, b"3\n"), ran.stderr
+    assert on_engine(engine, remote_env) == "running"
+
+
 def test_activation_sessions_reach_the_envs_engine(remote_env: Path) -> None:
     script = f". {remote_env}/bin/activate && echo through | cat && deactivate && echo out"
     ran = subprocess.run(["sh", "-c", script], capture_output=True, env=local_only(), cwd=remote_env.parent,
@@ -289,6 +310,23 @@ def test_push_and_pull_copy_through_the_archive_api(
     label = f"label=io.venvroot.env={path}"
     assert not engine.cli("volume", "ls", "-q", "--filter", label).stdout.strip()
     assert not engine.cli("ps", "-aq", "--filter", label).stdout.strip()
+
+
+def test_a_python_env_on_a_remote_engine(project: Path, debian_image: str, engine: Engine) -> None:
+    """The env's Python is made on the engine, in the env's volume; its programs get shims here."""
+    engine.cli_load(debian_image)
+    path = project / "py"
+    venvroot(
+        str(path), "--backend", "docker", "--image", debian_image, "--remote", "-q", env=engine.tls_environ()
+    )
+    try:
+        assert (path / "bin" / "python").is_file() and (path / "bin" / "pip").is_file()
+        assert not (path / "pyvenv.cfg").exists()  # on the engine only
+        ran = shim(path, "python", "-c", "import sys; print(sys.prefix)")
+        assert (ran.returncode, ran.stdout.decode()) == (0, f"{path}\n"), ran.stderr
+        assert "yes (in its volume on the engine)" in venvroot("info", str(path), env=local_only()).stdout
+    finally:
+        venvroot("destroy", str(path), env=local_only())
 
 
 # -- failures: one line, exit 1, nothing made -----------------------------------------------------

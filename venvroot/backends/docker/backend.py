@@ -361,7 +361,13 @@ class Backend(BaseBackend):
         if self.settings.extra.get("docker-base-image"):
             facts["base image"] = self.settings.extra["docker-base-image"][:19]
         facts["sessions"] = str(len(live_sessions(self.state)))
-        facts["env python"] = "yes" if os.path.exists(os.path.join(self.env_dir, "pyvenv.cfg")) else "no"
+        if self.remote:  # the env's Python is in its volume on the engine
+            from .transfer import remote_programs
+
+            has = "python" in remote_programs(self.client, self.container, os.path.join(self.env_dir, "bin"))
+            facts["env python"] = "yes (in its volume on the engine)" if has else "no"
+        else:
+            facts["env python"] = "yes" if os.path.exists(os.path.join(self.env_dir, "pyvenv.cfg")) else "no"
         return facts
 
 
