@@ -17,11 +17,12 @@ as an unprivileged user for the rootless numbers, as root for the privileged one
 It measures the installed venvroot (``pip install .``: the compiled starter and shim are built only
 there), never the checkout beside it: the children run with ``PYTHONSAFEPATH`` and this script
 refuses a venvroot imported from the checkout. Each shim row names the way it went in (the compiled
-shim, the sh fragment with the compiled starter, nsenter, Python). Cold rows are timed as cold
-starts come, once the namespaces have ended by themselves after ``LINGER`` seconds (each call waits
-for that), and name which starter built them, call by call (the compiled starter replays a start
-only while nothing it depends on changed: the host's mounts among them, for the host view).
-``--direct N`` checks each cold row against a plain loop over that one env.
+shim, the sh fragment with the compiled starter, nsenter, Python). Cold rows (2b) are timed
+as cold starts come, once the namespaces have ended by themselves after ``LINGER`` seconds (each
+call waits for that), each call preceded by one of its bwrap anchor (a shared machine's load moves
+in seconds: their ratio is the one to read), and name which starter built them, call by call (the
+compiled starter replays a start only while nothing it depends on changed: the host's mounts among
+them, for the host view). ``--direct N`` checks each cold row against a plain loop over its env.
 """
 
 from __future__ import annotations
@@ -166,27 +167,26 @@ def wait_ended(envs: list[Path], timeout: float = 30.0) -> None:
     time.sleep(0.2)  # the kernel releases the last mounts after the process is reaped
 
 
-ByStarter = dict[str, dict[str, list[float]]]  # row -> starter -> seconds of each call
-
-
-def cold_calls(rows: dict[str, Path], runs: int) -> tuple[dict[str, float], ByStarter]:
-    """Median seconds of a shim call of each row, every call made once the namespaces have ended by
-    themselves (``LINGER`` after their last use, as a real cold start comes; one env after the
-    other, so that no env's end overlaps another's start), and the seconds of each call by the
+def cold_row(env: Path, runs: int, anchor: Callable[[], None]) -> tuple[float, float, dict[str, list[float]]]:
+    """A cold row: ``runs`` shim calls of ``env``, each made once its namespaces have ended by
+    themselves (``LINGER`` after their last use, as a real cold start comes), each preceded by a
+    call of its bwrap ``anchor`` just before, so that both see the same machine (a shared one's load moves
+    between rows). Returns the median seconds of both, and the seconds of each shim call by the
     starter that built its namespaces (read right after it)."""
-    medians = {}
-    by_starter: ByStarter = {}
-    for name, env in rows.items():
-        times: list[float] = []
-        by_starter[name] = {}
-        for _ in range(runs):
-            wait_ended(list(rows.values()))
-            start = time.perf_counter()
-            quiet([str(env / "bin" / "true")])()
-            times.append(time.perf_counter() - start)
-            by_starter[name].setdefault(starter_of(env), []).append(times[-1])
-        medians[name] = statistics.median(times)
-    return medians, by_starter
+    times: list[float] = []
+    anchors: list[float] = []
+    by_starter: dict[str, list[float]] = {}
+    for _ in range(runs):
+        wait_ended([env])
+        start = time.perf_counter()  # first: after the shim, the brain's Python start would slow it
+        anchor()
+        anchors.append(time.perf_counter() - start)
+        time.sleep(0.3)  # and the kernel's end of its namespaces would slow the shim
+        start = time.perf_counter()
+        quiet([str(env / "bin" / "true")])()
+        times.append(time.perf_counter() - start)
+        by_starter.setdefault(starter_of(env), []).append(times[-1])
+    return statistics.median(times), statistics.median(anchors), by_starter
 
 
 def direct(env: Path, runs: int) -> float:
@@ -238,38 +238,40 @@ def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) ->
     for call in commands.values():  # warm up; the outside envs' namespaces start here
         call()
     medians = round_robin(commands, runs)
+    anchors = [a for a in (bb, host) if a in medians]
+    show("2. a shim running true (bwrap: same root, same kind of namespaces)", medians, anchors)
     # Cold: the compiled starter replays what the warm-up's (Python) start wrote down.
-    cold_envs = {
-        "shim true, busybox root, outside (cold: builds them)": envs["bb-outside"],
-        "shim true, host view, outside (cold: builds them)": envs["host-outside"],
-        "shim true, busybox root, cold, Python starter (no compiler)": envs["bb-python"],
+    cold_rows = {
+        "shim true, busybox root, cold (builds the namespaces)": ("bb-outside", bb),
+        "shim true, host view, cold (builds the namespaces)": ("host-outside", host),
+        "shim true, busybox root, cold, Python starter (no compiler)": ("bb-python", bb),
     }
-    cold, starters = cold_calls(cold_envs, cold_runs)
-    # The floor of a cold shim that starts this interpreter before anything else.
-    cold |= round_robin(
-        {"python -I -S -c pass (a Python start alone)": quiet([PY, "-I", "-S", "-c", "pass"])}, runs
-    )
-    cold_medians = {}
-    for name, median in cold.items():
-        if name not in cold_envs:
-            cold_medians[name] = median
+    print("\n2b. a cold shim running true, each call after the namespaces ended by themselves (and a bwrap)")
+    for name, (env_name, anchor) in cold_rows.items():
+        if anchor not in commands:
             continue
+        median, anchored, by_starter = cold_row(envs[env_name], cold_runs, commands[anchor])
         built = ", ".join(
             f"{what} {len(times)}/{cold_runs}: {statistics.median(times) * 1000:.1f} ms"
-            for what, times in sorted(starters[name].items(), key=lambda item: -len(item[1]))
+            for what, times in sorted(by_starter.items(), key=lambda item: -len(item[1]))
         )
-        cold_medians[f"{name} [{way_in(cold_envs[name])}; {built}]"] = median
+        print(f"  {name} [{way_in(envs[env_name])}; {built}]")
+        ratio = f"{median / anchored:.2f}x"
+        print(f"    {median * 1000:.1f} ms; {anchor} between: {anchored * 1000:.1f} ms: {ratio}")
         if direct_runs:
-            plain = direct(cold_envs[name], direct_runs)
-            ratio = f"{median / plain:.2f}x"
-            print(f"direct check: {name}: {plain * 1000:.1f} ms, the bench {median * 1000:.1f} ms ({ratio})")
-    medians.update(cold_medians)
+            plain = direct(envs[env_name], direct_runs)
+            print(
+                f"    direct check, a plain loop: {plain * 1000:.1f} ms (the row: {median / plain:.2f}x that)"
+            )
+    alone = round_robin({"python": quiet([PY, "-I", "-S", "-c", "pass"]), bb: commands[bb]}, runs)
+    ratio = alone["python"] / alone[bb]
+    print(
+        f"  python -I -S -c pass (a Python start alone): {alone['python'] * 1000:.1f} ms, {ratio:.2f}x {bb}"
+    )
     for name in ("bb-session", "host-session"):
         run([str(envs[name] / "bin" / ".venvroot-session"), "stop", str(os.getpid())])
     for env in envs.values():
         run([*VENVROOT, "destroy", str(env)])
-    anchors = [a for a in (bb, host) if a in medians]
-    show("2. a shim running true (bwrap: same root, same kind of namespaces)", medians, anchors)
 
 
 def activation(tmp: Path, root: Path, runs: int) -> None:

@@ -242,6 +242,8 @@ static int env_of(const char *link) {
 /* argv: NAME ARG... (run through ENV/bin/NAME, link_path) */
 int shim(int argc, char **argv) {
     char path[PATH_MAX], pwd[PATH_MAX];
+    static char *none[] = {NULL, NULL};
+    if (argc < 1) argc = 1, argv = none; /* run with no argv[0] at all */
     char *slash = strrchr(link_path, '/');
     name = slash ? slash + 1 : link_path;
     if (!env_of(link_path)) return fail("cannot find the environment of", link_path), 127;

@@ -252,18 +252,32 @@ static int map_ids(const char *inside_uid, const char *inside_gid, uid_t uid, gi
 /* idmap NEWUIDMAP NEWGIDMAP UIDS GIDS: the user's subordinate ids too. The setuid helpers must run
  * outside the new user namespace, on this process: a helper forked before the unshare runs them
  * when told, as venvroot/ns/idmap.py's Mapper does. UIDS, GIDS: "INSIDE OUTSIDE COUNT ..." */
-static int run_map(const char *tool, pid_t target, const char *lines) {
+/* Start `tool PID LINES...`; its pid, or -1. */
+static pid_t spawn_map(const char *tool, pid_t target, const char *lines) {
+    pid_t p = fork();
+    if (p != 0) return p;
     char *argv[40], pid[16], buf[512];
-    int n = 0, status;
+    int n = 0;
     snprintf(pid, sizeof pid, "%d", (int)target);
     snprintf(buf, sizeof buf, "%s", lines);
     argv[n++] = (char *)tool;
     argv[n++] = pid;
     for (char *t = strtok(buf, " "); t && n < 39; t = strtok(NULL, " ")) argv[n++] = t;
     argv[n] = NULL;
-    pid_t p = fork();
-    if (p == 0) execv(tool, argv), _exit(127);
-    return p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    execv(tool, argv);
+    _exit(127);
+}
+
+static int map_done(pid_t p) {
+    int status;
+    return p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* newuidmap and newgidmap at once: two setuid programs' starts, on the cold start's path. */
+static int run_maps(const struct step *m, pid_t target) {
+    pid_t u = spawn_map(m->argv[0], target, m->argv[2]), g = spawn_map(m->argv[1], target, m->argv[3]);
+    int uids = map_done(u), gids = map_done(g); /* both waited for, whatever the first did */
+    return uids && gids ? 0 : -1;
 }
 
 static pid_t start_mapper(const struct step *m, int *tell) {
@@ -273,10 +287,7 @@ static pid_t start_mapper(const struct step *m, int *tell) {
     if (h == 0) {
         char word;
         close(p[1]);
-        _exit(read(p[0], &word, 1) == 1 && run_map(m->argv[0], target, m->argv[2]) == 0 &&
-                      run_map(m->argv[1], target, m->argv[3]) == 0
-                  ? OK
-                  : FAILED);
+        _exit(read(p[0], &word, 1) == 1 && run_maps(m, target) == 0 ? OK : FAILED);
     }
     close(p[0]);
     if (h < 0) close(p[1]);
