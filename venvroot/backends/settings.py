@@ -119,7 +119,6 @@ class Settings:
 
     def save(self) -> None:
         """Write ``<path>/venvroot.cfg`` whole: a shim reading it meanwhile sees the old or the new."""
-
         write_text(f"{self.path}/{envconfig.CFG_NAME}", self.to_cfg())
 
     def to_envconfig(self) -> envconfig.EnvConfig:

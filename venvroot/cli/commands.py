@@ -124,7 +124,6 @@ def cmd_unlink(argv: list[str]) -> int:
 
 def _shims(verb: str, help: str, argv: list[str]) -> int:
     """``link`` / ``unlink``: the environment's method of that name, one line per shim."""
-
     p = env_parser(verb, help)
     p.add_argument("programs", nargs="+", metavar="PROGRAM")
     ns = p.parse_args(argv)

@@ -14,7 +14,6 @@ from .store import Snapshots
 
 def freeze(store: Snapshots, name: str | None = None) -> Snapshot:
     """Take a snapshot and make it the base every session starts from."""
-
     with store.lock():
         if frozen_id(store.env_dir):
             store.refuse_if_frozen("freezing again")

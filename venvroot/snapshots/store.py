@@ -85,7 +85,6 @@ class Snapshots:
 
     def state(self) -> dict:
         """``state.json``: which snapshot the env is at, a counter for generated names."""
-
         try:
             with open(os.path.join(self.dir, "state.json"), encoding="utf-8") as handle:
                 state = json.load(handle)
@@ -113,7 +112,6 @@ class Snapshots:
     def sizes(self) -> dict[str, int]:
         """Bytes each snapshot adds on disk: its files not shared with an older snapshot, plus what
         the backend keeps outside (e.g. an image layer)."""
-
         seen: set[tuple[int, int]] = set()
         return {
             s.id: filetree.usage(s.path, seen) + int(s.facts.get("root-size", "0") or 0) for s in self.all()
@@ -165,7 +163,6 @@ class Snapshots:
     ) -> Snapshot:
         """Take a snapshot. ``name`` must be new; without one, ``template`` (or ``snap-{n}``) makes one,
         made unique with a ``.2``, ``.3``... suffix."""
-
         with self.lock():
             self.refuse_if_frozen("taking a snapshot")
             with progress.Progress(f"snapshot of {os.path.basename(self.env_dir)}"):
@@ -173,7 +170,6 @@ class Snapshots:
 
     def take(self, name: str | None, program: str | None, template: str) -> Snapshot:
         """``create`` with the lock held."""
-
         snaps = self.all()
         names = {s.name for s in snaps}
         state = self.state()
@@ -233,7 +229,6 @@ class Snapshots:
     def restore(self, ref: str) -> Snapshot:
         """Bring back the root and the Python packages exactly as ``ref`` captured them. What runs in
         the env is stopped first, as by ``reset``."""
-
         with self.lock():
             snap = self.find(ref)
             self.refuse_if_frozen(f"restoring {snap.name}")
@@ -294,7 +289,6 @@ class Snapshots:
 
 def _told(exc: OSError, env_dir: str, store: str) -> VenvrootError:
     """A failed snapshot's error as the user reads it (the partial snapshot is already removed)."""
-
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return VenvrootError(
             f"no space left on the disk for a snapshot of {env_dir} ({exc.filename or store}): "

@@ -111,7 +111,6 @@ def _default_home() -> str:
 
 def write_fragment(cfg: EnvConfig) -> None:
     """``<env>/.venvroot/shim.sh``: straight to the agent while its socket is there."""
-
     state = layout.StateDir(cfg.env_dir)
     fragment = os.path.join(cfg.env_dir, ".venvroot", "shim.sh")
     argv = " ".join(q(a) for a in client_argv(cfg, sys.executable))
@@ -134,7 +133,6 @@ def write_fragment(cfg: EnvConfig) -> None:
 
 def answers(state: layout.StateDir, timeout: float) -> bool:
     """Whether the agent accepts connections (it binds its socket a moment after the start)."""
-
     deadline = time.monotonic() + timeout
     here = os.open(".", os.O_PATH | os.O_CLOEXEC)
     try:
@@ -159,7 +157,6 @@ def hand_over(cfg: EnvConfig, program: str, args: list[str]) -> None:
     """The Python path of an env whose container runs the agent: start the container if it is
     stopped, then become the agent's caller. Returns only when the agent does not answer, after
     saying so: the caller then takes the Engine API path."""
-
     state = layout.StateDir(cfg.env_dir)
     if not (has_agent(state) and os.access(agent_file(state), os.X_OK)):
         return

@@ -52,7 +52,6 @@ def _drop_gone_mounts(state: layout.StateDir) -> bool:
     """The host view (``/r``) binds each host mount point; one unmounted since (a removable disk, a
     test's engine) must not keep the container from starting: drop it from the spec. Whether any
     was dropped (anything else missing is the user's mapping, told as it is)."""
-
     with open(state.container_spec, "rb") as handle:
         spec: dict = loads(handle.read().decode("utf-8", "surrogateescape"))  # type: ignore[assignment]
     mounts = spec.get("HostConfig", {}).get("Mounts") or []

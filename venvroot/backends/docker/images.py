@@ -75,7 +75,6 @@ def rebase(b: Backend, container: Any, image: str) -> None:
     make it anew from the snapshot just taken (same files), so that the next snapshot's layer
     holds only what changes from now on - unless the image stack is getting deep (the
     storage driver allows some 125 layers)."""
-
     if container.status in ("running", "paused", "restarting"):
         return
     if len(b.client.api.inspect_image(image).get("RootFS", {}).get("Layers") or ()) > MAX_LAYERS:

@@ -71,7 +71,6 @@ def run_engine(cfg, program: str, args: list[str]) -> int:
 
 def _say_if_gone(container: str, program: str) -> None:
     """One line when the program died because its container was removed or stopped under it."""
-
     with Connection() as conn:
         for _ in range(10):  # the daemon marks the container a moment after its processes died
             status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
@@ -111,7 +110,6 @@ def start_exec(proc: RemoteProcess, state: layout.StateDir) -> None:
 
 def exec_failure(exc: EngineError, container: str) -> VenvrootError:
     """An exec call failed: usually the container stopped again right after it was started."""
-
     with Connection() as conn:
         status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
     found = loads(data.decode("utf-8", "replace")) if status == 200 else {}
@@ -194,7 +192,6 @@ def _with_terminal(proc: RemoteProcess) -> int:
 
 def _die_like(signum: int) -> None:
     """The program died of a signal we forwarded: die of it too, so our caller sees the same."""
-
     _signal.signal(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

@@ -207,7 +207,6 @@ def spawn_watcher(env_dir: str) -> None:
 
 def watch(env_dir: str) -> None:
     """Loop while sessions exist; end those whose shell is gone. One watcher per env."""
-
     state = layout.StateDir(env_dir)
     fd = os.open(state.watcher_lock, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -142,7 +142,6 @@ def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: str) ->
 
 def remote_programs(client: Any, container: str, bin_dir: str) -> list[str]:
     """The executables in the env's ``bin`` on the engine (its Python's: python, pip, scripts)."""
-
     # the docker SDK (~150 ms): only for a remote env's files
     import docker
 
