@@ -154,6 +154,32 @@ def test_a_host_mount_made_since_is_left_to_the_python_starter(starter: str, tmp
         project.close()
 
 
+def test_a_container_engines_runtime_mount_made_since_leaves_the_start_fresh(
+    starter: str, tmp_path: Path
+) -> None:
+    """A container's root mounted by an engine (any data root: ``.../overlay2/ID/merged``) comes and
+    goes with the container: the host view neither builds on it nor goes stale for it, in the
+    compiled starter as in Python."""
+    if os.getuid() != 0:
+        pytest.skip("mounting on the host needs root")
+    project = Project(Who("root", None))
+    try:
+        env = project.create("env", "--link", "sh")
+        written_down(project, env)
+        point = tmp_path / "data" / "overlay2" / "0123abcd" / "merged"
+        point.mkdir(parents=True)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(point)], check=True)
+        try:
+            assert project.run([starter, start_file(env)]).returncode == 0
+            found = record(env)
+            assert found is not None and exe(found[0]) == starter
+        finally:
+            subprocess.run(["umount", str(point)], check=True)
+        assert shim(project, env, "sh", "-c", "test -d /r/usr && echo host").stdout == "host\n"
+    finally:
+        project.close()
+
+
 def test_a_failing_compiled_start_falls_back_and_leaves_nothing(
     project: Project, bb_root: Path, starter: str
 ) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ...errors import UsageError
-from ...util.hostmounts import mount_table
+from ...util.hostmounts import host_table
 from ..mapping import DirectoryMapping
 from .layout import StateDir
 
@@ -53,27 +53,17 @@ def host_mounts() -> list[str]:
     """Mount points of real filesystems below ``/`` in our mount namespace, outermost first."""
     points: list[str] = []
     try:
-        table = mount_table()
+        table = host_table()
     except OSError:
         return points
     for point, fstype in table:
         if point == "/" or fstype not in FILE_SYSTEMS:
             continue
-        if any(point == t or point.startswith(t + "/") for t in SKIPPED_TREES) or _runtime_mount(point):
+        if any(point == t or point.startswith(t + "/") for t in SKIPPED_TREES):
             continue
         if (os.path.isdir(point) or os.path.isfile(point)) and point not in points:
             points.append(point)
     return sorted(points, key=lambda p: p.count("/"))
-
-
-def _runtime_mount(point: str) -> bool:
-    """A mount of a container engine's own (any data root, not only /var/lib/docker's): a running
-    container's root (``.../overlay2/<id>/merged``) or its /dev/shm. They come and go with those
-    containers, and one gone between this container's create and its start would stop it starting."""
-    parts = point.split("/")
-    if parts[-1] == "merged" and len(parts) > 3 and parts[-3] in ("overlay2", "overlay", "fuse-overlayfs"):
-        return True
-    return point.endswith("/mounts/shm") and "/containers/" in point
 
 
 def container_mounts(env_dir: str, directories: list[str]) -> list[dict]:

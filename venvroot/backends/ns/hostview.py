@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ...util.hostmounts import mount_table, unescape
+from ...util.hostmounts import host_table, unescape
 from .layout import State
 
 # Mounted by the env itself (proc, sys, dev, tmp, the host at /r).
@@ -267,7 +267,7 @@ def make_plan(state: State) -> dict:
     rootless = os.geteuid() != 0
     refused: set[str] = set()
     for _ in range(6):
-        table = mount_table()
+        table = host_table()
         planner = Planner(rootless, table, refused)
         entries = planner.plan()
         build_skeleton(state, entries)
@@ -296,7 +296,7 @@ def current_plan(state: State) -> dict:
     except (OSError, ValueError):
         return make_plan(state)
     if plan["rootless"] != (os.geteuid() != 0) or plan["fingerprint"] != fingerprint(
-        plan["entries"], mount_table()
+        plan["entries"], host_table()
     ):
         return make_plan(state)
     return plan

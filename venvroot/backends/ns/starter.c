@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <grp.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -154,8 +155,9 @@ static int under(const char *path, const struct step *trees) {
     return 0;
 }
 
-/* The host's mount points (as mountinfo escapes them), but those inside trees bound whole. */
-static int same_mounts(const struct step *expected, const struct step *trees) {
+/* The host's mount points (as mountinfo escapes them), but those inside trees bound whole and the
+ * container engines' runtime mounts (patterns from hostmounts.RUNTIME_MOUNTS). */
+static int same_mounts(const struct step *expected, const struct step *trees, const struct step *runtime) {
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f) return 0;
     char *line = NULL;
@@ -167,6 +169,9 @@ static int same_mounts(const struct step *expected, const struct step *trees) {
         if (!point) continue;
         point[strcspn(point, " ")] = '\0';
         if (under(point, trees)) continue;
+        int skip = 0;
+        for (int r = 0; runtime && r < runtime->argc && !skip; r++) skip = fnmatch(runtime->argv[r], point, 0) == 0;
+        if (skip) continue;
         same = i < expected->argc && strcmp(point, expected->argv[i]) == 0;
         i++;
     }
@@ -203,15 +208,16 @@ static int same_listing(const char *dir, const char *expected) {
 }
 
 static int fresh(void) {
-    const struct step *trees = NULL;
+    const struct step *trees = NULL, *runtime = NULL;
     for (int i = 0; i < nsteps; i++) {
         const struct step *s = &steps[i];
         if (is(s, "euid", 1) && (uid_t)strtoul(s->argv[0], NULL, 10) != geteuid()) return 0;
         if (is(s, "state", 1)) state_dir = s->argv[0];
         if (is(s, "hidden", 1)) hidden_dir = s->argv[0];
         if (is(s, "check", 2) && !same_file(s->argv[0], s->argv[1])) return 0;
+        if (strcmp(s->name, "runtime-mounts") == 0) runtime = s;
         if (strcmp(s->name, "bound-trees") == 0) trees = s;
-        if (strcmp(s->name, "host-mounts") == 0 && !same_mounts(s, trees)) return 0;
+        if (strcmp(s->name, "host-mounts") == 0 && !same_mounts(s, trees, runtime)) return 0;
         if (is(s, "listing", 2) && !same_listing(s->argv[0], s->argv[1])) return 0;
         for (int j = 0; strcmp(s->name, "needs") == 0 && j < s->argc; j++) /* the brain's interpreter... */
             if (access(s->argv[j], R_OK) < 0) return 0;

@@ -128,12 +128,13 @@ def _ids(spec: Spec) -> list[tuple[str, ...]]:
 def _host_view(state: State) -> list[tuple[str, ...]]:
     """What the host view's plan depends on (hostview.fingerprint), as starter.c reads it again:
     mount points as mountinfo escapes them."""
-    from ...util.hostmounts import mount_table
+    from ...util.hostmounts import RUNTIME_MOUNTS, host_table
     from . import hostview
 
     entries = hostview.current_plan(state)["entries"]
-    points = [_escape(p) for p, _ in mount_table() if not hostview.bound_below(p, entries)]
+    points = [_escape(p) for p, _ in host_table() if not hostview.bound_below(p, entries)]
     out: list[tuple[str, ...]] = [
+        ("runtime-mounts", *RUNTIME_MOUNTS),
         ("bound-trees", *map(_escape, hostview.bound_trees(entries))),
         ("host-mounts", *points),
     ]
