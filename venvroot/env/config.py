@@ -32,10 +32,8 @@ def load(path: str) -> dict[str, object]:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
     # Imported only when there is a file to read: it costs ~5 ms of every create.
     try:
-        # tomllib: only with a config file; it costs ~5 ms of every create
-        import tomllib
+        import tomllib  # (see above)
     except ImportError:  # Python 3.10
-        # tomllib: only with a config file; it costs ~5 ms of every create
         import tomli as tomllib  # type: ignore[no-redef]
 
     try:

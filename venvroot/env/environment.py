@@ -42,7 +42,6 @@ class Environment:
 
     @property
     def path(self) -> Path:
-        # pathlib costs a create several ms: only for an API caller
         from pathlib import Path  # (not on a create's path: pathlib costs it several ms)
 
         return Path(self.settings.path)

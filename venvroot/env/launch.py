@@ -39,7 +39,6 @@ def main(argv: list[str]) -> int:
 
 def manage(env_dir: str, verb: str, args: list[str]) -> int:
     # Management may need site-packages (jinja2, the docker SDK): load them now, not for every shim.
-    # site-packages (jinja2, the docker SDK): for management, not for every shim
     import site
 
     site.main()

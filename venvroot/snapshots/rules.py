@@ -38,12 +38,12 @@ def apply(env: EnvLike, program: str, args: list[str]) -> None:
     pattern = env.settings.extra.get(AUTO_KEY + name)
     if pattern is None:
         return
-    # re: only when a rule exists, not on a shim's path
+    # re: not on the path of a shim whose program has no rule
     import re
 
     if not re.search(pattern, " ".join(args)) or frozen_id(env_dir):
         return
-    # site-packages: only when a rule matches, not on a shim's path
+    # site-packages: only when a rule matches
     import site
 
     site.main()  # a shim runs without site-packages; the backend may need them (the docker SDK)
@@ -73,7 +73,7 @@ def configure(
     env: EnvLike, program: str, pattern: str | None, template: str | None, off: bool = False
 ) -> str:
     """Set (or with ``off`` remove) the rule of ``program``; return the program's name."""
-    # re: not on a shim's path
+    # re: not on the path of a shim whose program has no rule
     import re
 
     name = program_name(program)
