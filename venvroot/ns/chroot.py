@@ -201,7 +201,7 @@ def _set_locals(frame: FrameType, values: dict[str, Any]) -> None:
             frame.f_locals[name] = value  # module level: the globals; 3.13+: a write-through proxy
         return
     frame.f_locals.update(values)
-    # ctypes (~3 ms): only for a function's locals before Python 3.13
+    # ctypes (~2 ms): only for a function's locals before Python 3.13
     import ctypes
 
     ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))

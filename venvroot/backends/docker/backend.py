@@ -104,7 +104,7 @@ class Backend(BaseBackend):
 
     @cached_property
     def _image(self) -> Any:
-        # the docker SDK (~150 ms): only for the calls that need it
+        # the docker SDK (~120 ms): only for the calls that need it
         import docker
 
         ref = self.settings.image
@@ -298,7 +298,7 @@ class Backend(BaseBackend):
         """Remove the container (a shim recreates it on next use) from the base image, or from the
         frozen base when the env is frozen. If the base image is gone, rebuild it from the original
         image."""
-        # the docker SDK (~150 ms): only for the calls that need it
+        # the docker SDK (~120 ms): only for the calls that need it
         import docker
 
         images.remove_containers(self)

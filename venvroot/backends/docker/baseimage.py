@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def make(b: Backend) -> tuple[users.Account, str]:
     """Merge the env's user into the image; commit the result as the env's base image."""
-    # the docker SDK (~150 ms): only when the base image is made
+    # the docker SDK (~120 ms): only when the base image is made
     import docker
 
     labels = b.labels() | {layout.LABEL_ROLE: "base"}
@@ -63,7 +63,7 @@ def make(b: Backend) -> tuple[users.Account, str]:
 
 
 def _read_file(b: Backend, container: str, path: str) -> str:
-    # the docker SDK (~150 ms): only when the base image is made
+    # the docker SDK (~120 ms): only when the base image is made
     import docker
 
     try:
@@ -80,7 +80,7 @@ def _read_file(b: Backend, container: str, path: str) -> str:
 
 
 def _exists(b: Backend, container: str, path: str) -> bool:
-    # the docker SDK (~150 ms): only when the base image is made
+    # the docker SDK (~120 ms): only when the base image is made
     import docker
 
     try:
