@@ -114,7 +114,7 @@ def write_fragment(cfg: EnvConfig) -> None:
     state = layout.StateDir(cfg.env_dir)
     fragment = os.path.join(cfg.env_dir, ".venvroot", "shim.sh")
     argv = " ".join(q(a) for a in client_argv(cfg, sys.executable))
-    # builtins only on the shim's path: envstate is for a create's fragment
+    # envstate: only a create writes the fragment; not on a shim's path
     from .. import envstate
 
     auto = envstate.auto_dir(cfg.env_dir)
