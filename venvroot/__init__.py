@@ -27,10 +27,12 @@ __all__ = ["Environment", "Settings", "__version__", "create"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Environment", "create"):
+        # the management side: `import venvroot` (every shim's first step) loads none of it
         from .env import environment as env
 
         return getattr(env, name)
     if name == "Settings":
+        # the management side: `import venvroot` (every shim's first step) loads none of it
         from .backends.settings import Settings
 
         return Settings

@@ -134,6 +134,7 @@ class VenvrootCreator(Creator):
             self.point_venv_redirect()
 
     def create(self) -> None:
+        # venvroot's management side: only when a venvroot env is made, not each virtualenv start
         from .env.environment import create
 
         self.settings = plugin_settings(self)
@@ -147,6 +148,7 @@ class VenvrootCreator(Creator):
         self.pyenv_cfg = _PyEnvCfg(self, content, path)
 
     def restore_activators(self) -> None:
+        # venvroot's management side: only when a venvroot env is made, not each virtualenv start
         from .env.environment import Environment
 
         if self.settings is not None:
@@ -156,6 +158,7 @@ class VenvrootCreator(Creator):
 def plugin_settings(creator: VenvrootCreator) -> Settings:
     """The environment's settings: venvroot's defaults, then the nearest ``.venvroot.conf`` (or
     ``VENVROOT_CONFIG``), then ``VENVROOT_*`` variables, then what virtualenv was told."""
+    # venvroot's management side: only when a venvroot env is made, not each virtualenv start
     from .backends.settings import Settings
 
     environ = {**os.environ, **(creator.env or {})}
@@ -196,6 +199,7 @@ def _aside(dest: str, clear: bool) -> Iterator[None]:
     if not names or ENV_NAMES.intersection(names):
         yield  # empty, or an environment: venvroot's create decides (refuses without --clear)
         return
+    # tempfile: only while activators are set aside
     import tempfile
 
     parking = tempfile.mkdtemp(prefix=".venvroot-aside-", dir=os.path.dirname(dest))

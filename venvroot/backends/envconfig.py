@@ -19,6 +19,7 @@ MARKER = "venvroot"
 
 def quote(value: str) -> str:
     if value != value.strip() or "\n" in value or "\r" in value or value.startswith('"'):
+        # json (and re): not on the shims' path, which quotes nothing
         import json
 
         return json.dumps(value, ensure_ascii=False)
@@ -27,6 +28,7 @@ def quote(value: str) -> str:
 
 def unquote(raw: str) -> str:
     if raw.startswith('"'):
+        # json (and re): only for a quoted value, rare on the shims' path
         import json
 
         try:

@@ -64,6 +64,7 @@ class Snapshot:
 
     @classmethod
     def load(cls, path: str) -> Snapshot | None:
+        # json (and re): builtins only at the top, for the shims' path
         import json
 
         try:
@@ -97,6 +98,7 @@ def python_paths(
     snapshot's, when restoring one) minus the env's own, the entries of ``bin/`` that are not
     venvroot's (a venv's console scripts, where the backend keeps them beside the shims), plus the
     backend's ``extra``."""
+    # builtins only at the top, for the shims' path
     from ..shims.marker import is_venvroot_file
 
     tops = [env_dir] + ([os.path.join(snapshot_dir, "python")] if snapshot_dir else [])
@@ -115,6 +117,7 @@ def python_paths(
 
 def restore_python(env_dir: str, snapshot_dir: str, own: tuple[str, ...], extra: tuple[str, ...]) -> int:
     """Make the env's Python state exactly the snapshot's; return how many entries changed."""
+    # filetree (contextlib): builtins only at the top, for the shims' path
     from ..util import filetree
 
     changed = 0
@@ -133,6 +136,7 @@ def discard_python_changes(env_dir: str, own: tuple[str, ...], extra: tuple[str,
 
 def remove_all(env_dir: str) -> None:
     """``destroy``: the snapshots go (copies of a root may hold directories their mode closes)."""
+    # filetree (contextlib): builtins only at the top, for the shims' path
     from ..util import filetree
 
     filetree.remove(store_dir(env_dir))

@@ -5,6 +5,9 @@ and its environment variables. On the shims' hot path: ``os`` only.
 from __future__ import annotations
 
 import os
+import pwd
+
+from ..errors import VenvrootError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,8 +23,6 @@ def host_cwd() -> str:
     try:
         return os.getcwd()
     except FileNotFoundError:
-        from ..errors import VenvrootError
-
         raise VenvrootError(
             "the current directory does not exist any more; cd to an existing directory and try again"
         ) from None
@@ -59,8 +60,6 @@ def environ(cfg: EnvConfig, cwd: str, path_key: str, login_key: str, home_key: s
         env["USER"] = env["LOGNAME"] = login
         env["HOME"] = cfg.get(home_key) or "/"
     elif "HOME" not in env:
-        import pwd
-
         try:
             env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
         except KeyError:

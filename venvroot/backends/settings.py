@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from ..util.atomicfile import write_text
 from ..version import __version__
 from . import envconfig
 from .envconfig import MARKER, quote
@@ -118,8 +119,6 @@ class Settings:
 
     def save(self) -> None:
         """Write ``<path>/venvroot.cfg`` whole: a shim reading it meanwhile sees the old or the new."""
-        from ..util.atomicfile import write_text
-
         write_text(f"{self.path}/{envconfig.CFG_NAME}", self.to_cfg())
 
     def to_envconfig(self) -> envconfig.EnvConfig:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
+from ..backends.settings import Settings
+from ..env.environment import Environment, create
 from ..errors import UsageError, VenvrootError
+from ..ns.idmap import missing_range_hint
+from ..util import progress
+from ..util.progress import human_size
+from .createargs import quick_parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,21 +25,20 @@ if TYPE_CHECKING:
 def _quiet(quiet: bool) -> bool:
     """``-q``: no progress lines from here on."""
     if quiet:
-        from ..util import progress
-
         progress.set_quiet(True)
     return quiet
 
 
 def cmd_create(argv: list[str]) -> int:
-    from ..backends.settings import Settings
+    # a create's option checks: not on the other verbs' paths (`venvroot run`)
     from ..env import compat, config
-    from ..env.environment import create
+
+    # a create's option checks: not on the other verbs' paths (`venvroot run`)
     from ..env.options import check
-    from .createargs import quick_parse
 
     ns = quick_parse(argv)
     if ns is None:
+        # argparse (~5 ms with re, gettext): not on a plain create's path
         from .parsers import create_parser
 
         ns = vars(create_parser().parse_args(argv))
@@ -66,8 +72,6 @@ def cmd_create(argv: list[str]) -> int:
                 print(f"  {key}: {value}")
         print(f"activate with: source {env.dir}/bin/activate")
     if settings.backend == "ns" and settings.user == "root":
-        from ..ns.idmap import missing_range_hint
-
         hint = missing_range_hint()  # rootless, root inside owns nothing but the user's own files
         if hint:
             print(f"venvroot: warning: {hint}", file=sys.stderr)
@@ -75,21 +79,22 @@ def cmd_create(argv: list[str]) -> int:
 
 
 def env_parser(verb: str, help: str) -> argparse.ArgumentParser:
+    # argparse (~5 ms with re, gettext): not on a plain create's path
     from . import parsers
 
     return parsers.env_parser(verb, help)
 
 
 def snapshot_parser() -> argparse.ArgumentParser:
+    # argparse (~5 ms with re, gettext): not on a plain create's path
     from . import parsers
 
     return parsers.snapshot_parser()
 
 
 def cmd_run(argv: list[str]) -> int:
+    # argparse: not on a plain create's path
     import argparse
-
-    from ..env.environment import Environment
 
     p = env_parser("run", "Run a command inside the environment, as a shim would.")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
@@ -101,7 +106,7 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def cmd_shell(argv: list[str]) -> int:
-    from ..env.environment import Environment
+    # shlex, tempfile (~13 ms): only `venvroot shell` needs them
     from .shell import exec_activated_shell
 
     ns = env_parser("shell", "Start your current shell with the environment activated.").parse_args(argv)
@@ -119,8 +124,6 @@ def cmd_unlink(argv: list[str]) -> int:
 
 def _shims(verb: str, help: str, argv: list[str]) -> int:
     """``link`` / ``unlink``: the environment's method of that name, one line per shim."""
-    from ..env.environment import Environment
-
     p = env_parser(verb, help)
     p.add_argument("programs", nargs="+", metavar="PROGRAM")
     ns = p.parse_args(argv)
@@ -130,8 +133,6 @@ def _shims(verb: str, help: str, argv: list[str]) -> int:
 
 
 def cmd_sync(argv: list[str]) -> int:
-    from ..env.environment import Environment
-
     ns = env_parser("sync", "Add shims for programs installed inside since the last sync.").parse_args(argv)
     for path in Environment.open(ns.path).sync():
         print(f"linked {path}")
@@ -139,7 +140,7 @@ def cmd_sync(argv: list[str]) -> int:
 
 
 def cmd_info(argv: list[str]) -> int:
-    from ..env.environment import Environment
+    # the snapshot store: not on a create's or `venvroot run`'s path
     from ..snapshots import rules
     from ..snapshots.store import Snapshots
 
@@ -153,7 +154,7 @@ def cmd_info(argv: list[str]) -> int:
 
 
 def cmd_reset(argv: list[str]) -> int:
-    from ..env.environment import Environment
+    # the snapshot store: not on a create's or `venvroot run`'s path
     from ..snapshots.store import Snapshots
 
     ns = env_parser(
@@ -164,8 +165,6 @@ def cmd_reset(argv: list[str]) -> int:
 
 
 def cmd_destroy(argv: list[str]) -> int:
-    from ..env.environment import Environment
-
     ns = env_parser("destroy", "Stop the environment and remove everything it made.").parse_args(argv)
     env = Environment.open(ns.path)
     env.destroy()
@@ -184,25 +183,20 @@ def cmd_pull(argv: list[str]) -> int:
 
 
 def _transfer(verb: str, help: str, argv: list[str]) -> int:
-    from ..env.environment import Environment
-
     p = env_parser(verb, help)
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: every mapping)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     ns = p.parse_args(argv)
     if ns.quiet:
-        from ..util import progress
-
         progress.set_quiet(True)
     Environment.open(ns.path).transfer(verb, ns.paths)
     return 0
 
 
 def cmd_snapshot(argv: list[str]) -> int:
-    from ..env.environment import Environment
+    # the snapshot store: not on a create's or `venvroot run`'s path
     from ..snapshots import rules
     from ..snapshots.store import Snapshots
-    from ..util.progress import human_size
 
     ns = snapshot_parser().parse_args(argv)
     quiet = _quiet(getattr(ns, "quiet", False))
@@ -236,8 +230,6 @@ def cmd_snapshot(argv: list[str]) -> int:
 
 
 def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None:
-    import time
-
     found = snaps.all()
     if not found:
         print(f"no snapshots of {snaps.env_dir}")
@@ -272,7 +264,7 @@ def _print_snapshots(snaps: Snapshots, human_size: Callable[[int], str]) -> None
 
 
 def cmd_freeze(argv: list[str]) -> int:
-    from ..env.environment import Environment
+    # the snapshot store: not on a create's or `venvroot run`'s path
     from ..snapshots.freeze import freeze
     from ..snapshots.store import Snapshots
 
@@ -293,7 +285,7 @@ def cmd_freeze(argv: list[str]) -> int:
 
 
 def cmd_unfreeze(argv: list[str]) -> int:
-    from ..env.environment import Environment
+    # the snapshot store: not on a create's or `venvroot run`'s path
     from ..snapshots.freeze import unfreeze
     from ..snapshots.store import Snapshots
 
@@ -329,6 +321,7 @@ def dispatch(argv: list[str]) -> int:
         return COMMANDS[verb](args)
     except VenvrootError as exc:
         if "--with-traceback" in args:
+            # traceback: only for a crash's report
             import traceback
 
             traceback.print_exc()

@@ -14,9 +14,11 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["chroot"]:
+        # `venvroot chroot` imports nothing else of venvroot: it is timed like chroot(1)
         from ..ns.cli import main as chroot_main
 
         return chroot_main(argv[1:])
+    # the verbs: not on `venvroot chroot`'s path
     from .commands import dispatch
 
     return dispatch(argv)

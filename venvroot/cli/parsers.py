@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..env.config import DEFAULT_NAME
 from ..errors import UsageError
 from ..version import __version__
 from .createargs import OPTIONS, dest
@@ -24,8 +25,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def create_parser() -> argparse.ArgumentParser:
-    from ..env.config import DEFAULT_NAME
-
     p = _Parser(
         prog="venvroot",
         description="Create an isolated environment: activate scripts and shims that run programs in an "

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def detect_shell() -> tuple[str, str]:
     """(name, path) of the user's current shell: shellingham, then $SHELL, then /bin/sh."""
     try:
+        # shellingham: only when the shell is not known otherwise
         import shellingham
 
         name, path = shellingham.detect_shell()

@@ -15,6 +15,7 @@ DEFAULT_NAME = ".venvroot.conf"
 
 
 def _line_of(text: str, key: str) -> int:
+    # re: only for an error's line number, not on a plain create's path
     import re
 
     pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", re.MULTILINE)
@@ -31,7 +32,7 @@ def load(path: str) -> dict[str, object]:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
     # Imported only when there is a file to read: it costs ~5 ms of every create.
     try:
-        import tomllib
+        import tomllib  # (see above)
     except ImportError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
 

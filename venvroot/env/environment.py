@@ -6,9 +6,10 @@ import os
 import sys
 from functools import cached_property
 
-from ..backends import load_backend
+from ..backends import envconfig, load_backend
 from ..backends.envconfig import CFG_NAME
 from ..backends.envstate import frozen_id
+from ..backends.ns import rangehint
 from ..backends.settings import Settings
 from ..errors import UsageError, VenvrootError
 from ..shims import writer
@@ -67,6 +68,7 @@ class Environment:
 
     def write_activators(self) -> None:
         """(Re)write ``bin/activate*`` for the settings' shells (the session hook, if any, exists)."""
+        # the activators' templates: only a create writes them, not `venvroot run`
         from ..activators import ACTIVATORS, ActivationContext
         from ..activators.python import PythonActivator
 
@@ -95,8 +97,7 @@ class Environment:
     def run(self, argv: list[str]) -> int:
         """Run ``argv`` inside the environment, exactly as a shim would (automatic snapshots too):
         with the ns backend this process becomes the program. Run a shim to keep the caller."""
-        from ..backends import envconfig
-        from ..backends.ns import rangehint
+        # the snapshot rules: not on a create's path
         from ..snapshots import rules
 
         rules.apply(self, argv[0], argv[1:])
@@ -144,6 +145,7 @@ class Environment:
 
     def destroy(self) -> None:
         """Stop everything the environment runs and remove everything it made."""
+        # filetree (contextlib, collections.abc): not on `venvroot run`'s path
         from ..util import filetree
 
         self.backend.destroy()
@@ -192,6 +194,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
             _fetch_pip(env.dir, settings.pip)
         settings.save()  # with backend facts
     except BaseException as exc:
+        # filetree (contextlib, collections.abc): not on `venvroot run`'s path
         from ..util import filetree
 
         try:
@@ -213,6 +216,7 @@ def create(settings: Settings, *, clear: bool = False) -> Environment:
 
 def validate(settings: Settings) -> None:
     """Check every setting as the CLI would (the library API gets the same errors)."""
+    # the option table: only a create checks options, not `venvroot run`
     from . import options
 
     for key, value in (
@@ -240,6 +244,7 @@ def validate(settings: Settings) -> None:
 
 def _fetch_pip(path: str, pip: str) -> None:
     """--pip VERSION, --pip latest, --download: pip installs that pip inside, from the package index."""
+    # subprocess: only when pip is fetched
     import subprocess
 
     python = f"{path}/bin/python"
@@ -283,6 +288,7 @@ def _check_target(path: str, clear: bool) -> None:
 
 def _clear(path: str) -> None:
     """Replace an old environment: stop what it runs, then empty the directory."""
+    # contextlib: not on `venvroot run`'s path
     import contextlib
 
     if os.path.isfile(f"{path}/{CFG_NAME}"):
@@ -292,6 +298,7 @@ def _clear(path: str) -> None:
 
 
 def _empty(path: str) -> None:
+    # filetree (contextlib, collections.abc): not on `venvroot run`'s path
     from ..util import filetree
 
     for name in os.listdir(path):

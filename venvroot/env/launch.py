@@ -22,6 +22,7 @@ def main(argv: list[str]) -> int:
         if argv[:1] == ["--manage"] and len(argv) >= 3:
             return manage(argv[1], argv[2], argv[3:])
         if argv[:1] == [BRAIN] and len(argv) == 5:
+            # the ns backend's brain: not on a shim's path
             from ..backends.ns.brain import main as brain
 
             return brain(*argv[1:])
@@ -41,6 +42,7 @@ def manage(env_dir: str, verb: str, args: list[str]) -> int:
     import site
 
     site.main()
+    # the management side (Environment, its backends): not on a shim's path
     from .environment import Environment
 
     env = Environment.open(env_dir)
@@ -67,6 +69,7 @@ def run(env_dir: str, program: str, args: list[str]) -> int:
             "as virtualenv's do; move it back there, or make a new one with `venvroot PATH`"
         ) from None
     if any(key.startswith(AUTO_KEY) for key in cfg.values):  # `venvroot snapshot configure`
+        # the management side (Environment, its backends): only for a snapshot rule's program
         from .environment import Environment
 
         return Environment.open(env_dir).run([program, *args])

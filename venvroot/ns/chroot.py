@@ -140,6 +140,7 @@ def _skip_body(frame: FrameType) -> Any:
     """Make ``frame`` raise _SkipBody at the first instruction of the with block's body (after the
     ``as`` target is stored). Returns the function that undoes it."""
     code = frame.f_code
+    # opcode: only inside a with block, not for every importer of venvroot.ns
     import opcode
 
     stores = {opcode.opmap[name] for name in _STORE_OPS if name in opcode.opmap}
@@ -200,6 +201,7 @@ def _set_locals(frame: FrameType, values: dict[str, Any]) -> None:
             frame.f_locals[name] = value  # module level: the globals; 3.13+: a write-through proxy
         return
     frame.f_locals.update(values)
+    # ctypes (~2 ms): only for a function's locals before Python 3.13
     import ctypes
 
     ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..version import __version__
 from . import process, program, runner
 from .errors import ChrootError
 from .mounts import DEFAULT_MOUNTPOINTS, from_mountpoints
@@ -79,8 +80,6 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     if opts.get("version"):
-        from ..version import __version__
-
         sys.stdout.write(f"{PROG} (venvroot) {__version__}\n")
         return 0
     try:

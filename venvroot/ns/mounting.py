@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import errno as _errno
 import os
 
@@ -38,8 +39,6 @@ def mount_together(spec: Spec, root_fd: int, batch: Sequence[Mount], created: li
     kernel setting up its filesystem (looking up the layers, preparing the work directory), which
     runs beside another one on another CPU: the libc calls let go of Python's lock. The first
     failure is raised once every thread has stopped."""
-    import _thread
-
     todo = list(reversed(batch))
     failed: list[BaseException] = []
 

@@ -7,6 +7,7 @@ the next one and returns its status, 128+N for a death by signal N (hot path: no
 from __future__ import annotations
 
 import os
+import select
 import sys
 
 from . import syscalls
@@ -138,8 +139,6 @@ class _Waker:
         return self
 
     def wait(self) -> None:
-        import select
-
         select.select([self.r], [], [])
         try:
             while os.read(self.r, 512):

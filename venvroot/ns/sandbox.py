@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 
@@ -109,7 +110,7 @@ def build(spec: Spec) -> tuple[list[paths.Created], int]:
 
 
 def _loopback_up() -> None:
-    import fcntl
+    # socket (several ms): only for a private network's loopback
     import socket
 
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1

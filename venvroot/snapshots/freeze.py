@@ -6,6 +6,7 @@ import os
 
 from ..backends.envstate import FROZEN_FILE, Snapshot, frozen_id
 from ..errors import UsageError
+from ..util import progress
 from ..util.atomicfile import write_text
 from .names import FREEZE_NAME
 from .store import Snapshots
@@ -13,8 +14,6 @@ from .store import Snapshots
 
 def freeze(store: Snapshots, name: str | None = None) -> Snapshot:
     """Take a snapshot and make it the base every session starts from."""
-    from ..util import progress
-
     with store.lock():
         if frozen_id(store.env_dir):
             store.refuse_if_frozen("freezing again")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from ..errors import UsageError
 
@@ -23,8 +24,6 @@ def check_name(name: str) -> str:
 
 
 def render_name(template: str, *, sid: str, n: int, program: str, when: float) -> str:
-    import time
-
     stamp = time.localtime(when)
     values = {
         "id": sid,

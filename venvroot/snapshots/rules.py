@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..backends.envstate import AUTO_KEY, AUTO_NAME_KEY, auto_dir, frozen_id
+from ..backends.settings import Settings
 from ..errors import UsageError, VenvrootError
 from .names import DEFAULT_AUTO_NAME, check_template
 
@@ -37,13 +38,16 @@ def apply(env: EnvLike, program: str, args: list[str]) -> None:
     pattern = env.settings.extra.get(AUTO_KEY + name)
     if pattern is None:
         return
+    # re: not on the path of a shim whose program has no rule
     import re
 
     if not re.search(pattern, " ".join(args)) or frozen_id(env_dir):
         return
+    # site-packages: only when a rule matches
     import site
 
     site.main()  # a shim runs without site-packages; the backend may need them (the docker SDK)
+    # the snapshot store: only when a rule matches
     from .store import Snapshots
 
     template = env.settings.extra.get(AUTO_NAME_KEY + name) or DEFAULT_AUTO_NAME
@@ -69,9 +73,8 @@ def configure(
     env: EnvLike, program: str, pattern: str | None, template: str | None, off: bool = False
 ) -> str:
     """Set (or with ``off`` remove) the rule of ``program``; return the program's name."""
+    # re: not on the path of a shim whose program has no rule
     import re
-
-    from ..backends.settings import Settings
 
     name = program_name(program)
     settings = Settings.from_cfg(env.dir)  # fresh: keep whatever changed meanwhile

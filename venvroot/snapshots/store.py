@@ -7,11 +7,17 @@ the store itself copies the env's Python packages.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import json
 import os
 import sys
+import time
 
 from ..backends.envstate import Snapshot, frozen_id, python_paths, restore_python, store_dir
 from ..errors import UsageError, VenvrootError
+from ..util import filetree, progress
 from ..util.atomicfile import write_text
 from .names import DEFAULT_NAME, check_name, new_id, render_name, unique
 
@@ -79,8 +85,6 @@ class Snapshots:
 
     def state(self) -> dict:
         """``state.json``: which snapshot the env is at, a counter for generated names."""
-        import json
-
         try:
             with open(os.path.join(self.dir, "state.json"), encoding="utf-8") as handle:
                 state = json.load(handle)
@@ -89,8 +93,6 @@ class Snapshots:
             return {}
 
     def save_state(self, state: dict) -> None:
-        import json
-
         write_text(os.path.join(self.dir, "state.json"), json.dumps(state, indent=1) + "\n")
 
     def _set_current(self, sid: str | None) -> None:
@@ -110,8 +112,6 @@ class Snapshots:
     def sizes(self) -> dict[str, int]:
         """Bytes each snapshot adds on disk: its files not shared with an older snapshot, plus what
         the backend keeps outside (e.g. an image layer)."""
-        from ..util import filetree
-
         seen: set[tuple[int, int]] = set()
         return {
             s.id: filetree.usage(s.path, seen) + int(s.facts.get("root-size", "0") or 0) for s in self.all()
@@ -127,8 +127,6 @@ class Snapshots:
     # -- changing ----------------------------------------------------------------------------------
     def lock(self) -> AbstractContextManager[None]:
         """Serialises every change of the store (and of the root through it)."""
-        import contextlib
-        import fcntl
 
         @contextlib.contextmanager
         def locked() -> Iterator[None]:
@@ -165,8 +163,6 @@ class Snapshots:
     ) -> Snapshot:
         """Take a snapshot. ``name`` must be new; without one, ``template`` (or ``snap-{n}``) makes one,
         made unique with a ``.2``, ``.3``... suffix."""
-        from ..util import progress
-
         with self.lock():
             self.refuse_if_frozen("taking a snapshot")
             with progress.Progress(f"snapshot of {os.path.basename(self.env_dir)}"):
@@ -174,11 +170,6 @@ class Snapshots:
 
     def take(self, name: str | None, program: str | None, template: str) -> Snapshot:
         """``create`` with the lock held."""
-        import json
-        import time
-
-        from ..util import filetree
-
         snaps = self.all()
         names = {s.name for s in snaps}
         state = self.state()
@@ -226,8 +217,6 @@ class Snapshots:
         return snap
 
     def _undo_partial(self, tmp: str, facts: dict[str, str] | None) -> None:
-        from ..util import filetree
-
         if facts is not None:
             try:
                 self.env.backend.drop_root_snapshot(tmp, facts)
@@ -240,8 +229,6 @@ class Snapshots:
     def restore(self, ref: str) -> Snapshot:
         """Bring back the root and the Python packages exactly as ``ref`` captured them. What runs in
         the env is stopped first, as by ``reset``."""
-        from ..util import progress
-
         with self.lock():
             snap = self.find(ref)
             self.refuse_if_frozen(f"restoring {snap.name}")
@@ -253,8 +240,6 @@ class Snapshots:
             return snap
 
     def _put_back(self, snap: Snapshot) -> None:
-        import errno
-
         self.call("restore_root", snap.path, snap.facts)
         own, extra = self._paths()
         try:
@@ -267,8 +252,6 @@ class Snapshots:
             ) from None
 
     def delete(self, ref: str) -> Snapshot:
-        from ..util import filetree
-
         with self.lock():
             snap = self.find(ref)
             if frozen_id(self.env_dir) == snap.id:
@@ -306,8 +289,6 @@ class Snapshots:
 
 def _told(exc: OSError, env_dir: str, store: str) -> VenvrootError:
     """A failed snapshot's error as the user reads it (the partial snapshot is already removed)."""
-    import errno
-
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return VenvrootError(
             f"no space left on the disk for a snapshot of {env_dir} ({exc.filename or store}): "

@@ -113,6 +113,7 @@ def _quoted_slot(text: str) -> str:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    # jinja2: not on a warm create's path
     import jinja2
 
     return jinja2.Environment(keep_trailing_newline=True, autoescape=False, undefined=jinja2.StrictUndefined)
@@ -197,6 +198,7 @@ def _store(cache: str, key: str, text: str) -> None:
             handle.write(text)
         os.replace(tmp, path)
     except OSError:
+        # contextlib: only when a skeleton cannot be stored
         import contextlib
 
         with contextlib.suppress(OSError):

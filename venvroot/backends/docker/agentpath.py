@@ -13,12 +13,18 @@ path. Hot path: ``os`` only, except at create.
 
 from __future__ import annotations
 
+import _socket
 import os
+import pwd
+import sys
+import time
 
 from ...shims.marker import ENTRY
 from ...util.shquote import quote as q
 from ..inside import DEFAULT_PATH
 from . import layout
+from .container import ensure_running
+from .engine import Connection
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BINARY = os.path.join(HERE, "agent")  # compiled at install; absent without a C compiler
@@ -52,6 +58,7 @@ def with_agent(spec: dict, state: layout.StateDir, account: Account, caller: boo
     was built. The ids the programs run as are fixed here, on its command line, never by a request."""
     if not available():
         return spec
+    # shutil: not on a shim's path (only when the container's spec is made)
     import shutil
 
     shutil.copy2(BINARY, agent_file(state) + ".new")
@@ -96,8 +103,6 @@ def client_argv(cfg: EnvConfig, python: str, final: bool = False) -> list[str]:
 
 
 def _default_home() -> str:
-    import pwd
-
     try:
         return pwd.getpwuid(os.getuid()).pw_dir
     except KeyError:
@@ -106,11 +111,10 @@ def _default_home() -> str:
 
 def write_fragment(cfg: EnvConfig) -> None:
     """``<env>/.venvroot/shim.sh``: straight to the agent while its socket is there."""
-    import sys
-
     state = layout.StateDir(cfg.env_dir)
     fragment = os.path.join(cfg.env_dir, ".venvroot", "shim.sh")
     argv = " ".join(q(a) for a in client_argv(cfg, sys.executable))
+    # envstate: only a create writes the fragment; not on a shim's path
     from .. import envstate
 
     auto = envstate.auto_dir(cfg.env_dir)
@@ -129,9 +133,6 @@ def write_fragment(cfg: EnvConfig) -> None:
 
 def answers(state: layout.StateDir, timeout: float) -> bool:
     """Whether the agent accepts connections (it binds its socket a moment after the start)."""
-    import _socket
-    import time
-
     deadline = time.monotonic() + timeout
     here = os.open(".", os.O_PATH | os.O_CLOEXEC)
     try:
@@ -156,9 +157,6 @@ def hand_over(cfg: EnvConfig, program: str, args: list[str]) -> None:
     """The Python path of an env whose container runs the agent: start the container if it is
     stopped, then become the agent's caller. Returns only when the agent does not answer, after
     saying so: the caller then takes the Engine API path."""
-    from .container import ensure_running
-    from .engine import Connection
-
     state = layout.StateDir(cfg.env_dir)
     if not (has_agent(state) and os.access(agent_file(state), os.X_OK)):
         return
@@ -174,7 +172,6 @@ def hand_over(cfg: EnvConfig, program: str, args: list[str]) -> None:
                 "the container)\n".encode(),
             )
             return
-    import sys
 
     argv = [*client_argv(cfg, sys.executable, final=True), program, *args]
     os.execv(argv[0], argv)

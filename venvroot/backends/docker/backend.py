@@ -25,10 +25,11 @@ from ..base import Backend as BaseBackend
 from ..envconfig import EnvConfig
 from ..inside import DEFAULT_PATH
 from ..mapping import UserSpec
-from . import agentpath, baseimage, endpoint, images, layout, mounts, session
+from . import agentpath, baseimage, endpoint, images, layout, mounts, pull, session, transfer
 from .container import ensure_running
 from .engine import Connection, encode, error_message, use
 from .run import Usage, live_sessions
+from .transfer import remote_programs, remove_volumes
 
 # The main process without the agent: waits on a stdin that never delivers, leaves on SIGTERM.
 KEEPER = 'trap "exit 0" TERM INT HUP; while read -r _; do :; done'
@@ -83,6 +84,7 @@ class Backend(BaseBackend):
     @cached_property
     def client(self) -> Any:
         ping(self.endpoint)  # the stdlib client's messages are the clear ones
+        # the SDK's client (threading, tempfile): only for the calls that need the SDK
         from .sdkclient import make_client
 
         return make_client(self.endpoint.target)
@@ -102,6 +104,7 @@ class Backend(BaseBackend):
 
     @cached_property
     def _image(self) -> Any:
+        # the docker SDK (~120 ms): only for the calls that need it
         import docker
 
         ref = self.settings.image
@@ -113,7 +116,6 @@ class Backend(BaseBackend):
             pass
         except docker.errors.APIError as exc:
             raise VenvrootError(f"cannot look up image {ref}: {images.explain(exc)}") from None
-        from . import pull
 
         try:
             pull.pull(self.client, ref)
@@ -253,8 +255,6 @@ class Backend(BaseBackend):
     def programs_to_link(self) -> list[str]:
         """The env's own programs (the Python venv's ``bin``: python, pip, console scripts)."""
         if self.remote:
-            from .transfer import remote_programs
-
             return remote_programs(self.client, self.container, os.path.join(self.env_dir, "bin"))
         state = self.state
         try:
@@ -281,7 +281,6 @@ class Backend(BaseBackend):
                 f"venvroot {direction}: {self.env_dir} uses bind mounts (its engine sees this machine's "
                 "files), so there is nothing to copy"
             )
-        from . import transfer
 
         self._use()
         maps = mounts.transfer_maps(self.env_dir, self.settings.directory)
@@ -299,6 +298,7 @@ class Backend(BaseBackend):
         """Remove the container (a shim recreates it on next use) from the base image, or from the
         frozen base when the env is frozen. If the base image is gone, rebuild it from the original
         image."""
+        # the docker SDK (~120 ms): only for the calls that need it
         import docker
 
         images.remove_containers(self)
@@ -322,7 +322,6 @@ class Backend(BaseBackend):
     def destroy(self) -> None:
         """Remove the env's containers, its snapshots and every image it made."""
         images.remove_containers(self)
-        from .transfer import remove_volumes
 
         remove_volumes(self.client, self.env_dir)
         envstate.remove_all(self.env_dir)
@@ -362,8 +361,6 @@ class Backend(BaseBackend):
             facts["base image"] = self.settings.extra["docker-base-image"][:19]
         facts["sessions"] = str(len(live_sessions(self.state)))
         if self.remote:  # the env's Python is in its volume on the engine
-            from .transfer import remote_programs
-
             has = "python" in remote_programs(self.client, self.container, os.path.join(self.env_dir, "bin"))
             facts["env python"] = "yes (in its volume on the engine)" if has else "no"
         else:

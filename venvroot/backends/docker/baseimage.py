@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pwd
 import tarfile
 import time
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 def make(b: Backend) -> tuple[users.Account, str]:
     """Merge the env's user into the image; commit the result as the env's base image."""
+    # the docker SDK (~120 ms): only when the base image is made
     import docker
 
     labels = b.labels() | {layout.LABEL_ROLE: "base"}
@@ -61,6 +63,7 @@ def make(b: Backend) -> tuple[users.Account, str]:
 
 
 def _read_file(b: Backend, container: str, path: str) -> str:
+    # the docker SDK (~120 ms): only when the base image is made
     import docker
 
     try:
@@ -77,6 +80,7 @@ def _read_file(b: Backend, container: str, path: str) -> str:
 
 
 def _exists(b: Backend, container: str, path: str) -> bool:
+    # the docker SDK (~120 ms): only when the base image is made
     import docker
 
     try:
@@ -97,8 +101,6 @@ def env_value(attrs: dict, key: str) -> str | None:
 
 
 def login_name() -> str:
-    import pwd
-
     try:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:

@@ -5,9 +5,12 @@ Hot path (a shim whose container is stopped): standard library only.
 
 from __future__ import annotations
 
+import os
+import time
+
 from ...errors import VenvrootError
 from . import layout
-from .engine import Connection, quote_path
+from .engine import Connection, encode, error_message, loads, quote_path
 
 
 def ensure_running(conn: Connection, container: str, state: layout.StateDir, missing: bool = False) -> bool:
@@ -49,10 +52,6 @@ def _drop_gone_mounts(state: layout.StateDir) -> bool:
     """The host view (``/r``) binds each host mount point; one unmounted since (a removable disk, a
     test's engine) must not keep the container from starting: drop it from the spec. Whether any
     was dropped (anything else missing is the user's mapping, told as it is)."""
-    import os
-
-    from .engine import encode, loads
-
     with open(state.container_spec, "rb") as handle:
         spec: dict = loads(handle.read().decode("utf-8", "surrogateescape"))  # type: ignore[assignment]
     mounts = spec.get("HostConfig", {}).get("Mounts") or []
@@ -74,7 +73,6 @@ def _start(conn: Connection, name: str) -> tuple[int, bytes]:
         status, data = conn.request("POST", f"/containers/{name}/start")
         if status != 500 or b"error running hook" not in data or not delay:
             return status, data
-        import time
 
         time.sleep(delay)
     return status, data
@@ -92,6 +90,4 @@ def _start_error(container: str, data: bytes) -> VenvrootError:
 
 
 def _msg(data: bytes) -> str:
-    from .engine import error_message
-
     return error_message(data)

@@ -4,6 +4,7 @@ and its containers found and removed."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
 from typing import Any
@@ -45,6 +46,7 @@ def snapshot_root(b: Backend, dest: str, snap_id: str, previous: str | None) -> 
     """Commit the container as ``<repository>:snap-<id>``: a layer with its changes on top of the
     image it was made from, which the snapshot shares. No container (after a reset or restore):
     the root is its image unchanged, which the snapshot tags."""
+    # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
     import docker
 
     api = b.client.api
@@ -73,8 +75,6 @@ def rebase(b: Backend, container: Any, image: str) -> None:
     make it anew from the snapshot just taken (same files), so that the next snapshot's layer
     holds only what changes from now on - unless the image stack is getting deep (the
     storage driver allows some 125 layers)."""
-    import fcntl
-
     if container.status in ("running", "paused", "restarting"):
         return
     if len(b.client.api.inspect_image(image).get("RootFS", {}).get("Layers") or ()) > MAX_LAYERS:
@@ -96,6 +96,7 @@ def rebase(b: Backend, container: Any, image: str) -> None:
 
 def restore_root(b: Backend, src: str, facts: dict[str, str]) -> None:
     """Remove the container; the next use recreates it from the snapshot's image."""
+    # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
     import docker
 
     image = facts.get("docker-image", "")
@@ -113,6 +114,7 @@ def restore_root(b: Backend, src: str, facts: dict[str, str]) -> None:
 def drop_root_snapshot(b: Backend, src: str, facts: dict[str, str]) -> None:
     """Untag the snapshot's image; Docker deletes it when no other image, tag or container
     needs it."""
+    # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
     import docker
 
     tag = facts.get("docker-tag")
@@ -146,6 +148,7 @@ def use_image(b: Backend, image: str) -> None:
     os.replace(tmp, path)
     repo = layout.image_repository(b.env_dir)
     if image == b.settings.extra.get("docker-base-image"):
+        # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
         import docker
 
         with contextlib.suppress(docker.errors.NotFound):  # the base is kept by its own tag
@@ -156,6 +159,7 @@ def use_image(b: Backend, image: str) -> None:
 
 
 def prune(b: Backend) -> None:
+    # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
     import docker
 
     with contextlib.suppress(docker.errors.APIError):
@@ -172,6 +176,7 @@ def layer_size(b: Backend, image: str) -> int:
 
 
 def find_container(b: Backend) -> Any:
+    # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
     import docker
 
     try:
@@ -183,6 +188,7 @@ def find_container(b: Backend) -> Any:
 
 
 def remove_containers(b: Backend) -> None:
+    # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
     import docker
 
     found = {
@@ -209,6 +215,7 @@ def remove_containers(b: Backend) -> None:
 def remove_all(b: Backend) -> None:
     """Every image the env made (found by label): the base, the snapshots, the frozen base.
     Children first: Docker refuses to remove an image that another one is built on."""
+    # the docker SDK (~120 ms): only for the calls that need it, not on `venvroot run`'s path
     import docker
 
     labelled = b.client.images.list(all=True, filters={"label": f"{layout.LABEL_ENV}={b.env_dir}"})

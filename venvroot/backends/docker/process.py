@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _signal
 import _socket
+import fcntl
 import os
 import select
 
@@ -91,7 +92,7 @@ def exec_body(
 
 def terminal_size() -> tuple[int, int] | None:
     """(rows, columns) of our terminal."""
-    import fcntl
+    # termios (a shared library): only on a shim's path with a terminal
     import termios
 
     for fd in (1, 0, 2):

@@ -10,14 +10,18 @@ their shims.
 
 from __future__ import annotations
 
+import _signal
+import fcntl
 import os
+import sys
+import time
 
 from ...errors import VenvrootError
 from .. import inside
 from ..activations import live
 from . import agentpath, guard, layout
 from .container import ensure_running, stop_container
-from .engine import Connection, EngineError, quote_path, use_cfg
+from .engine import Connection, EngineError, loads, quote_path, use_cfg
 from .process import RemoteProcess, exec_body
 
 
@@ -67,10 +71,6 @@ def run_engine(cfg, program: str, args: list[str]) -> int:
 
 def _say_if_gone(container: str, program: str) -> None:
     """One line when the program died because its container was removed or stopped under it."""
-    import time
-
-    from .engine import loads
-
     with Connection() as conn:
         for _ in range(10):  # the daemon marks the container a moment after its processes died
             status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
@@ -110,8 +110,6 @@ def start_exec(proc: RemoteProcess, state: layout.StateDir) -> None:
 
 def exec_failure(exc: EngineError, container: str) -> VenvrootError:
     """An exec call failed: usually the container stopped again right after it was started."""
-    from .engine import loads
-
     with Connection() as conn:
         status, data = conn.request("GET", f"/containers/{quote_path(container)}/json")
     found = loads(data.decode("utf-8", "replace")) if status == 200 else {}
@@ -168,6 +166,7 @@ def _stdin() -> int | None:
 
 def _with_terminal(proc: RemoteProcess) -> int:
     """Put our terminal in raw mode for the program's tty; restore it whatever happens."""
+    # termios (a shared library): only on a shim's path with a terminal
     import termios
 
     saved = termios.tcgetattr(0)
@@ -193,8 +192,6 @@ def _with_terminal(proc: RemoteProcess) -> int:
 
 def _die_like(signum: int) -> None:
     """The program died of a signal we forwarded: die of it too, so our caller sees the same."""
-    import _signal
-
     _signal.signal(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
@@ -213,7 +210,6 @@ class Usage:
         self.fd = -1
         if persistent:
             return
-        import fcntl
 
         try:
             self.fd = os.open(state.lock, os.O_RDONLY | os.O_CLOEXEC)
@@ -226,7 +222,6 @@ class Usage:
     def release(self, container: str) -> None:
         if self.fd < 0:
             return
-        import fcntl
 
         try:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -261,8 +256,8 @@ def sync_shims(state: layout.StateDir) -> None:
                 return
     except OSError:
         return
+    # subprocess: only when the shims need a sync, not on a shim's usual path
     import subprocess
-    import sys
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))))

@@ -22,6 +22,7 @@ from .address import Target
 
 
 def make_client(target: Target) -> Any:
+    # the docker SDK (~120 ms): only for the calls that need it
     import docker
 
     try:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .. import envstate
+from .. import envconfig, envstate
 from ..activations import process_start_time
 from ..envconfig import EnvConfig
 from . import layout
@@ -207,8 +207,6 @@ def spawn_watcher(env_dir: str) -> None:
 
 def watch(env_dir: str) -> None:
     """Loop while sessions exist; end those whose shell is gone. One watcher per env."""
-    from .. import envconfig
-
     state = layout.StateDir(env_dir)
     fd = os.open(state.watcher_lock, os.O_RDONLY | os.O_CLOEXEC)
     try:

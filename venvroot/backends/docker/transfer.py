@@ -8,6 +8,7 @@ the env's Python, here its shims). A copy adds and overwrites, it deletes nothin
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import tarfile
@@ -141,8 +142,7 @@ def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: str) ->
 
 def remote_programs(client: Any, container: str, bin_dir: str) -> list[str]:
     """The executables in the env's ``bin`` on the engine (its Python's: python, pip, scripts)."""
-    import io
-
+    # the docker SDK (~120 ms): only for a remote env's files
     import docker
 
     try:
@@ -161,6 +161,7 @@ def remote_programs(client: Any, container: str, bin_dir: str) -> list[str]:
 
 
 def remove_volumes(client: Any, env_dir: str) -> None:
+    # the docker SDK (~120 ms): only for a remote env's files
     import docker
 
     for volume in client.volumes.list(filters={"label": f"{layout.LABEL_ENV}={env_dir}"}):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import _socket
 
 from .address import DEFAULT_HOST, DaemonUnreachableError, Target, from_environ, split_hostport
+from .ssh import SSHStream
 
 __all__ = ["DEFAULT_HOST", "DaemonUnreachableError", "Target", "connect", "from_environ", "reason"]
 
@@ -42,12 +43,11 @@ def connect(target: Target) -> tuple[Stream, str]:
         family = _socket.AF_INET6 if ":" in name else _socket.AF_INET
         if not target.tls and scheme != "https":
             return _plain(family, (name, port), host), host
+        # ssl (~10 ms): only for a tcp:// engine, not a local shim's path
         from .tls import TLSStream
 
         return TLSStream(_plain(family, (name, port), host), name, target, host), host
     if host.startswith("ssh://"):
-        from .ssh import SSHStream
-
         return SSHStream(host), host
     raise DaemonUnreachableError(
         f"DOCKER_HOST={host} is not supported by venvroot's docker backend; use unix:///PATH, "
