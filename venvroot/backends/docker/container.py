@@ -22,7 +22,9 @@ def ensure_running(conn: Connection, container: str, state: layout.StateDir, mis
             return False
         if status == 204:
             return True
-        if status != 404 and not (b"bind source path does not exist" in data and _drop_gone_mounts(state)):
+        # dockerd says "bind source path does not exist"; runc, later, "error mounting ... no such file"
+        gone = b"bind source path does not exist" in data or b"no such file or directory" in data
+        if status != 404 and not (gone and _drop_gone_mounts(state)):
             raise _start_error(container, data)
         if status != 404:  # made anew without the host mounts gone since
             conn.request("DELETE", f"/containers/{name}?force=1")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 
-from ..activations import process_start_time
 from .layout import MARKER_PREFIX, State
 
 try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
@@ -93,17 +92,14 @@ def marker_token(state: State, pids: list[int]) -> tuple[int, str] | None:
     return None
 
 
-def terminate(ns: int, own: bool = False, spare: int = 0, started_before: int | None = None) -> None:
+def terminate(ns: int, own: bool = False, spare: int = 0) -> None:
     """End every process in the mount namespace ``ns`` (but ``spare``): SIGTERM, then SIGKILL
-    after a grace. ``own``: called by the holder itself (its children are reaped on the way).
-    ``started_before`` (:func:`boot_ticks`): only the processes started before then."""
+    after a grace. ``own``: called by the holder itself (its children are reaped on the way)."""
     deadline = time.monotonic() + TERM_GRACE
     signum = _sig.SIGTERM
     sent: set[int] = set()
     while True:
         found = members(ns, spare=spare)
-        if started_before is not None:
-            found = [pid for pid in found if 0 < _started(pid) < started_before]
         if not found:
             return
         for pid in found:
@@ -115,16 +111,6 @@ def terminate(ns: int, own: bool = False, spare: int = 0, started_before: int | 
         time.sleep(0.01)
         if own:
             _reap()
-
-
-def boot_ticks() -> int:
-    """Now, in the unit of a process's start time (/proc/PID/stat field 22: clock ticks since boot)."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
-
-
-def _started(pid: int) -> int:
-    text = process_start_time(pid)
-    return int(text) if text.isdigit() else 0
 
 
 def kill(pid: int, signum: int) -> None:

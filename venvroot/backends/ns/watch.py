@@ -12,7 +12,7 @@ import select
 import time
 
 from ..activations import process_start_time, read_head
-from .processes import boot_ticks, members, terminate
+from .processes import members, terminate
 from .record import forget_record, marker, remove
 
 try:  # the C half of the signal module (``signal`` imports enum); the holder needs it inside
@@ -144,7 +144,6 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
                 forget_record(state_fd, token)
             return
         if ended:  # every activated shell is gone without deactivating (a closed terminal)
-            seen = boot_ticks()
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             try:
                 if watcher.live():  # one activated meanwhile
@@ -157,12 +156,10 @@ def watch(state_fd: int, lock_fd: int, shells_fd: int, token: str, facts: dict, 
                         )
                 if facts["persistent"]:
                     continue
-                # The session's programs end; one started since (a shim run from elsewhere) is a new
-                # use of the env, which then ends as any other, once idle.
-                terminate(place.ns, own=True, spare=place.spare, started_before=seen)
-                if _close_if_empty(state_fd, token, place):
-                    return
-                continue
+                remove(marker(token), place.hidden_fd)
+                forget_record(state_fd, token)
+                terminate(place.ns, own=True, spare=place.spare)
+                return
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
         if facts["persistent"] or watcher.live() or _others_in(place):
