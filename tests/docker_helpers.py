@@ -153,6 +153,20 @@ def venvroot(*args: str, check: bool = True, **kwargs: object) -> subprocess.Com
     return done
 
 
+def project_dir(prefix: str) -> Iterator[Path]:
+    """A world-readable project directory for a module's envs (the test user reaches them too);
+    whatever envs are left in it are destroyed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    proj = base / "proj"
+    proj.mkdir()
+    yield proj
+    for env in proj.iterdir():
+        if (env / "venvroot.cfg").is_file():
+            venvroot("destroy", str(env), check=False)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def cfg_value(env: Path, key: str) -> str:
     for line in (env / "venvroot.cfg").read_text().splitlines():
         k, _, v = line.partition(" = ")

@@ -8,13 +8,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from docker_helpers import (
     container_state,
     daemon_fixture,  # noqa: F401 - the daemon fixture
     docker,
+    project_dir,
     top,
     user_env,
     venvroot,
@@ -43,15 +42,7 @@ PROGRAMS = ("cat", "sleep", "true", "kill", "stty")
 def project(busybox_image: str) -> Iterator[Path]:
     if not agentpath.available():
         missing("the docker agent was not built (no C compiler at install)")
-    base = Path(tempfile.mkdtemp(prefix="venvroot-agent-"))
-    base.chmod(0o755)
-    proj = base / "proj"
-    proj.mkdir()
-    yield proj
-    for env in proj.iterdir():
-        if (env / "venvroot.cfg").is_file():
-            venvroot("destroy", str(env), check=False)
-    shutil.rmtree(base, ignore_errors=True)
+    yield from project_dir("venvroot-agent-")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,8 @@ engine whatever DOCKER_HOST says when they run."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from docker_helpers import (
     daemon_fixture,  # noqa: F401 - the daemon fixture
     debian_image_fixture,  # noqa: F401 - the debian_image fixture
     docker,
+    project_dir,
     venvroot,
 )
 from remote_engines import Engine, engine_fixture, make_certs  # noqa: F401 - the engine fixture
@@ -36,15 +35,7 @@ def local_only(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def project(busybox_image: str) -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="venvroot-remote-"))
-    base.chmod(0o755)
-    proj = base / "proj"
-    proj.mkdir()
-    yield proj
-    for env in proj.iterdir():
-        if (env / "venvroot.cfg").is_file():
-            venvroot("destroy", str(env), check=False)
-    shutil.rmtree(base, ignore_errors=True)
+    yield from project_dir("venvroot-remote-")
 
 
 def make_env(path: Path, image: str, environ: dict[str, str], *extra: str) -> Path:
