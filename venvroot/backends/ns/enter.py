@@ -10,6 +10,7 @@ import os
 import sys
 
 from ...errors import VenvrootError
+from ...ns import seccomp, syscalls
 from ...ns.program import execvpe  # imported here: inside the root venvroot may not be importable
 from ...shims.marker import compiled_shim, shim_head
 from ..activations import read_head
@@ -39,10 +40,11 @@ def join(
     ``ids``: switch to this uid/gid after joining (as root with --user; rootless the user
     namespace maps the ids already)."""
     if ids is None:
-        from venvroot.ns import join_command
+        # ns.join (with ns.relay): only to join a running holder, not on a cold start's path
+        from ...ns import join_command
 
         join_command(holder, argv, env=env, cwd=cwd)
-    from venvroot.ns import relay, seccomp, syscalls
+    from ...ns import relay  # not on a cold start's path either
 
     fds = []
     try:
