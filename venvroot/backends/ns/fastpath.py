@@ -28,6 +28,7 @@ import sys
 
 from ...shims.marker import ENTRY
 from ...util.shquote import quote as q
+from .. import envstate
 from ..inside import DEFAULT_PATH
 from . import rangehint, startfile
 from .layout import CFG_HOME, CFG_LOGIN, CFG_PATH, CFG_UID, MARKER_PREFIX, State
@@ -61,6 +62,7 @@ def nsenter_flags(ids: tuple[int, int] | None, pid: bool = False) -> list[str]:
 def _cwd_maps(cfg: EnvConfig) -> list[tuple[str, str]]:
     """(host, inside) directories, in the order a physical $PWD is tried against them, as
     ``inside.map_cwd`` does: the deepest mapping wins, a --directory over the project at equal depth."""
+    # backends.mapping: only a create or reset writes the fragments, not a cold start (coldstart.py)
     from ..mapping import DirectoryMapping
 
     project = os.path.dirname(cfg.env_dir)
@@ -106,8 +108,6 @@ def _watched(cfg: EnvConfig) -> bool:
 
 def host_fragment(cfg: EnvConfig, ids: tuple[int, int] | None) -> str | None:
     """The shims' fast path, or None when this machine has neither the compiled starter nor nsenter."""
-    from .. import envstate
-
     compiled = startfile.available()
     if compiled:  # it joins too, statically linked: half a millisecond less than nsenter
         join = f'{q(startfile.STARTER)} --join "$_vr_pid" "$_vr_wd" {_ids_arg(ids)}'
@@ -193,8 +193,6 @@ def _ids_arg(ids: tuple[int, int] | None) -> str:
 
 def shim_config(cfg: EnvConfig, ids: tuple[int, int] | None) -> bytes:
     """``<env>/.venvroot/shim.cfg``: the host fragment's steps for the compiled shim (shim.c)."""
-    from .. import envstate
-
     state = State(cfg.env_dir)
     steps: list[tuple[str, ...]] = [
         ("env", cfg.env_dir),
@@ -228,6 +226,7 @@ def shim_config(cfg: EnvConfig, ids: tuple[int, int] | None) -> bytes:
 
 def _is_static(path: str) -> bool:
     """Whether the ELF program ``path`` has no PT_INTERP header: it runs in a root without a C library."""
+    # struct: only a create checks the starter, not a cold start (coldstart.py imports this module)
     import struct
 
     try:
@@ -295,8 +294,6 @@ def session_script(cfg: EnvConfig) -> str:
     python = [sys.executable, "-I", "-S", ENTRY, "--manage", cfg.env_dir, "session"]
     start = stop = ""
     if not cfg.get_list("on-activate"):
-        from .. import envstate
-
         frozen = os.path.join(envstate.store_dir(cfg.env_dir), envstate.FROZEN_FILE)
         start = f"""
     # A frozen env (`venvroot freeze`): Python decides whether the session starts afresh.

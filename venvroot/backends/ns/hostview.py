@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import stat
 
+from ...ns import mounting, sandbox, syscalls
+from ...ns.mounts import Mount
 from ...util.hostmounts import mount_table, unescape
 from .layout import State
 
@@ -220,8 +222,8 @@ def _inside_overlay(entries: list[dict], dest: str) -> bool:
 def probe(state: State, entries: list[dict]) -> set[str]:
     """Mount each planned overlay once, in order, in a throwaway namespace; return the directories
     whose overlay the kernel refused."""
-    from venvroot.ns import mounting, runner, sandbox, syscalls
-    from venvroot.ns.mounts import Mount
+    # ns.runner: only when a plan is made (create, reset, the host's mounts changed), not every cold start
+    from ...ns import runner
 
     overlays = [e["dest"] for e in entries if e["kind"] == "overlay"]
     if not overlays:

@@ -29,7 +29,7 @@ def wanted(cfg: EnvConfig, program: str) -> bool:
         return False
     if cfg.get(CFG_UID) != "0":
         return False
-    from ...ns import idmap
+    from ...ns import idmap  # ns.idmap: only for apt or dpkg as root inside, not on every shim's path
 
     return not idmap.plan(0, 0).full
 
@@ -40,6 +40,7 @@ def watch(cfg: EnvConfig, program: str) -> None:
     the line if it fails."""
     if not wanted(cfg, program):
         return
+    # ns.relay, ns.syscalls: only for a watched apt or dpkg (every shim, a docker env's too, imports this)
     from ...ns import relay, syscalls
 
     watcher = os.getpid()
@@ -52,7 +53,7 @@ def watch(cfg: EnvConfig, program: str) -> None:
 def _tell(program: str, status: int) -> None:
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) == 0:
         return
-    from ...ns import idmap
+    from ...ns import idmap  # only once the watched program failed
 
     hint = idmap.missing_range_hint()
     if hint:
