@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ...errors import VenvrootError
+from .. import users
 from ..mapping import UserSpec
 from .layout import CFG_GID, CFG_HOME, CFG_LOGIN, CFG_UID, State
 
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
 def record(settings: Settings, view: RootView) -> None:
     """Record who runs inside when it is not the caller (users are resolved as the docker
     backend does, so both backends agree)."""
-    from .. import users
-
     spec = UserSpec.parse(settings.user)
     if spec.is_caller:
         return
@@ -31,8 +30,6 @@ def record(settings: Settings, view: RootView) -> None:
 def write_users(settings: Settings, view: RootView, state: State) -> None:
     """passwd/group entries and a home for the user inside, in the writable layer, when the
     root does not know that user yet."""
-    from .. import users
-
     passwd = _text(view, "/etc/passwd")
     group = _text(view, "/etc/group")
     account = users.resolve(UserSpec.parse(settings.user), passwd)

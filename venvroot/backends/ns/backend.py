@@ -10,11 +10,14 @@ Python, make the env a Python virtual environment with it (pyenv.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 
 from ...errors import UsageError, VenvrootError
-from .. import inside
+from ...ns.runner import run_command
+from ...shims import writer
+from .. import envstate, inside
 from ..activations import process_start_time
 from ..base import Backend as BaseBackend
 from ..envconfig import EnvConfig
@@ -77,7 +80,7 @@ class Backend(BaseBackend):
             self.settings.root = os.path.abspath(self.settings.root or "")  # recorded as such
         UserSpec.parse(self.settings.user)
         if sources.kind_of(self.settings.root) == "debian":
-            from . import debian
+            from . import debian  # debian (subprocess, shutil: ~9 ms): only for a debian:SUITE root
 
             debian.check(self.settings.root or "")
         project = os.path.dirname(self.env_dir)
@@ -117,7 +120,7 @@ class Backend(BaseBackend):
             if kind == "tarball":
                 sources.unpack_tarball(os.path.abspath(settings.root or ""), state.lower, inside)
             elif kind == "debian":
-                from . import debian
+                from . import debian  # debian (subprocess, shutil): only for a debian:SUITE root
 
                 sources.unpack_tarball(debian.cached_root(settings.root or ""), state.lower, inside)
                 root_path = debian.PATH
@@ -159,8 +162,6 @@ class Backend(BaseBackend):
                 raise VenvrootError(f"cannot prepare the environment's root: {problem}")
 
     def _write_scripts(self, cfg: EnvConfig) -> None:
-        from ...shims import writer
-
         fragment = fastpath.host_fragment(cfg, switch_ids(cfg))
         if fragment is not None:
             with open(self.state.fastpath, "w", encoding="utf-8") as handle:
@@ -172,7 +173,7 @@ class Backend(BaseBackend):
         os.chmod(hook, 0o755)
 
     def _make_python(self, cfg: EnvConfig) -> None:
-        from . import pyenv
+        from . import pyenv  # pyenv (json, ast, zipfile: ~14 ms): only a create makes the Python venv
 
         view = self.view()
         search = fastpath.root_search_path(cfg)
@@ -198,9 +199,7 @@ class Backend(BaseBackend):
     def capture(self, cfg: EnvConfig, argv: list[str], as_root: bool = False) -> tuple[int, str, str]:
         """Run ``argv`` in fresh namespaces of the env (nothing else uses them at create) in the env
         directory; return (status, stdout, stderr)."""
-        import tempfile
-
-        from venvroot.ns import run_command
+        import tempfile  # tempfile (shutil, random: ~6 ms): only a create's venv step, not a session hook
 
         options = mountplan.options(cfg)
         if as_root:
@@ -251,7 +250,7 @@ class Backend(BaseBackend):
 
     # -- sessions --------------------------------------------------------------------------
     def session_start(self, shell_pid: int) -> None:
-        from . import snapshot
+        from . import snapshot  # snapshot (filetree): not on a create's path
 
         state, cfg = self.state, self.cfg()
         started = process_start_time(shell_pid)
@@ -268,9 +267,7 @@ class Backend(BaseBackend):
                 self._hooks(cfg, "on-activate", lock)
 
     def session_stop(self, shell_pid: int) -> None:
-        import contextlib
-
-        from . import snapshot
+        from . import snapshot  # snapshot (filetree): not on a create's path
 
         state, cfg = self.state, self.cfg()
         with holder.Lock(state).exclusive() as lock:
@@ -313,7 +310,7 @@ class Backend(BaseBackend):
 
     # -- reset, destroy, info --------------------------------------------------------------
     def reset(self) -> None:
-        from . import snapshot
+        from . import snapshot  # snapshot (filetree): not on a create's path
 
         state = self.state
         with holder.Lock(state).exclusive() as lock:
@@ -328,12 +325,12 @@ class Backend(BaseBackend):
 
     # -- snapshots (venvroot.snapshots; the writable layers, see snapshot.py) ------------------
     def snapshot_root(self, dest: str, snap_id: str, previous: str | None) -> dict[str, str]:
-        from . import snapshot
+        from . import snapshot  # snapshot (filetree): not on a create's path
 
         return snapshot.take(self, dest, previous)
 
     def restore_root(self, src: str, facts: dict[str, str]) -> None:
-        from . import snapshot
+        from . import snapshot  # snapshot (filetree): not on a create's path
 
         with holder.Lock(self.state).exclusive() as lock:
             snapshot.put_back(self, src, lock, prepare=True)
@@ -349,8 +346,6 @@ class Backend(BaseBackend):
         """Nothing to undo: the writable layers are the env's own again from now on."""
 
     def destroy(self) -> None:
-        from .. import envstate
-
         state = self.state
         if os.path.exists(state.lock):
             with holder.Lock(state).exclusive() as lock:

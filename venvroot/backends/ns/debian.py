@@ -13,9 +13,16 @@ a ``.build-`` tree that the next build of that suite removes.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import subprocess
 
 from ...errors import UsageError, VenvrootError
+from ...ns import idmap, syscalls
+from ...util import progress
+from . import mappedroot
+from .removal import remove_tree
 
 PREFIX = "debian:"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -42,8 +49,6 @@ def cache_dir() -> str:
 
 
 def architecture() -> str:
-    import subprocess
-
     try:
         found = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=False)
         if found.returncode == 0 and found.stdout.strip():
@@ -59,8 +64,6 @@ def tarball_path(suite: str) -> str:
 
 
 def debootstrap() -> str | None:
-    import shutil
-
     path = os.pathsep.join([os.environ.get("PATH", ""), *TOOL_DIRS])
     return shutil.which("debootstrap", path=path)
 
@@ -151,8 +154,6 @@ def check(root: str) -> None:
             f"--root {root} needs debootstrap, which is not installed; an administrator can install it "
             "(Debian: `apt-get install debootstrap`), or give a tarball or directory root"
         )
-    from ...ns import idmap
-
     if os.geteuid() != 0 and not idmap.plan(0, 0).full:
         hint = idmap.missing_range_hint() or "no subordinate ids"
         raise VenvrootError(f"--root {root} cannot be built without subordinate ids: {hint}")
@@ -160,8 +161,6 @@ def check(root: str) -> None:
 
 def cached_root(root: str) -> str:
     """The tarball of ``debian:SUITE``, built first when the cache lacks it."""
-    import fcntl
-
     suite = suite_of(root)
     tarball = tarball_path(suite)
     if os.path.isfile(tarball):
@@ -172,8 +171,6 @@ def cached_root(root: str) -> str:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            from ...util import progress
-
             with progress.Progress(f"building {root}", label="waiting for another create's build of it"):
                 fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.isfile(tarball):  # that build made it: reused
@@ -182,9 +179,6 @@ def cached_root(root: str) -> str:
 
 
 def _build(root: str, suite: str, tarball: str) -> None:
-    from . import mappedroot
-    from .removal import remove_tree
-
     stem = os.path.basename(tarball)[: -len(".tar")]
     for name in os.listdir(cache_dir()):  # a killed build's leftovers (this suite's lock is ours)
         if name.startswith(f".build-{stem}-"):
@@ -211,10 +205,6 @@ _INIT = (
 
 def _debootstrap(root: str, suite: str, tree: str, source: str, log: str) -> None:
     """debootstrap, then tar (both as root here): a progress line of debootstrap's stages."""
-    import subprocess
-
-    from ...util import progress
-
     tool = debootstrap()
     assert tool is not None
     environ = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL="C")
@@ -248,8 +238,6 @@ def _debootstrap(root: str, suite: str, tree: str, source: str, log: str) -> Non
 
 
 def _die_with_parent() -> None:
-    from ...ns import syscalls
-
     syscalls.set_parent_death_signal(9)
 
 

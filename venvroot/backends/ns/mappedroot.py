@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 
 from ...errors import VenvrootError
+from ...ns import idmap, syscalls
+from ..mapping import UserSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,16 +22,12 @@ if TYPE_CHECKING:
 
 def needed() -> bool:
     """Whether the layers may hold files of subordinate ids: rootless with a range."""
-    from ...ns import idmap
-
     return os.geteuid() != 0 and idmap.plan(0, 0).full
 
 
 def inside_ids(user: str) -> tuple[int, int]:
     """The ids inside that the caller backs for ``--user`` ``user`` (its own unless root or an
     ``ID:NAME``; ``system:NAME`` gets its id from the root's passwd later, and so the caller's)."""
-    from ..mapping import UserSpec
-
     spec = UserSpec.parse(user)
     if not spec.is_caller and spec.name == "root":
         return 0, 0
@@ -45,8 +43,6 @@ def run(work: Callable[[], object], inside: tuple[int, int] | None = None, isola
     namespace of its own: what ``work`` mounts goes with it, and the first process it starts is
     the PID namespace's init, whose end ends every process started there. The child dies with the
     caller. Raise what went wrong as a VenvrootError."""
-    from ...ns import idmap, syscalls
-
     ids = idmap.cover() if inside is None else idmap.plan(*inside)
     mapped = os.geteuid() != 0 and ids.full
     if not mapped and not isolated:
@@ -74,6 +70,7 @@ def run(work: Callable[[], object], inside: tuple[int, int] | None = None, isola
                     mapper.map()
                     os.setresgid(0, 0, 0)  # root of the namespace, whoever backs it: what it makes is 0's
                     os.setresuid(0, 0, 0)
+                    # filetree: only for a mapped child's copies, not on a create's path
                     from ...util import filetree
 
                     filetree._AM_ROOT = True  # root here: copies keep every (mapped) owner

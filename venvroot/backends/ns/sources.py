@@ -11,9 +11,12 @@ caller's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ...errors import UsageError, VenvrootError
+from ...util import progress
+from . import mappedroot
 
 TYPE_CHECKING = False  # typing costs every create ~2 ms to import
 if TYPE_CHECKING:
@@ -35,7 +38,7 @@ def kind_of(root: str | None) -> str:
             raise UsageError("--root docker: needs an image name, e.g. --root docker:debian:12")
         return "docker"
     if root.startswith(DEBIAN_PREFIX) and not os.path.isdir(root):
-        from .debian import suite_of
+        from .debian import suite_of  # debian (subprocess, shutil: ~9 ms): only for a debian:SUITE root
 
         suite_of(root)
         return "debian"
@@ -61,6 +64,7 @@ def kind_of(root: str | None) -> str:
 
 def unpack_tarball(path: str, dest: str, inside: tuple[int, int]) -> None:
     """Unpack ``path`` (.tar, .gz, .xz, .bz2, or .zst with the zstd tool) into ``dest``."""
+    # shutil, subprocess (~9 ms): only to unpack, not on a session hook's path (backend.py loads this module)
     import shutil
     import subprocess
 
@@ -93,6 +97,7 @@ def unpack_tarball(path: str, dest: str, inside: tuple[int, int]) -> None:
 
 
 def _unpack_stream(stream: IO[bytes], dest: str, shown: str, mode: str, inside: tuple[int, int]) -> None:
+    # tarfile, lzma, zlib (~6 ms): only to unpack, not on a session hook's path
     import lzma
     import tarfile
     import zlib
@@ -127,9 +132,6 @@ def _through_symlink(name: str, symlinks: set[str], last: bool) -> bool:
 def _extract(tar: tarfile.TarFile, dest: str, shown: str, inside: tuple[int, int]) -> int:
     """Rootless with subordinate ids, as root of a namespace mapping them as the env will (the
     caller backing ``inside``), so that every file keeps its owner, shifted into the range."""
-    from ...util import progress
-    from . import mappedroot
-
     if not mappedroot.needed():
         with progress.Progress(f"unpacking {shown}"):
             return extract_safely(tar, dest, shown)
@@ -145,9 +147,7 @@ def _extract(tar: tarfile.TarFile, dest: str, shown: str, inside: tuple[int, int
 
 def extract_safely(tar: tarfile.TarFile, dest: str, shown: str) -> int:
     """Extract every member under ``dest`` (see the module's docstring); return how many."""
-    import shutil
-
-    from ...util import progress
+    import shutil  # shutil (re, bz2, lzma: ~5 ms): only to unpack, not on a session hook's path
 
     symlinks: set[str] = set()  # member paths that are symlinks now
     dirs: list[tarfile.TarInfo] = []
@@ -202,10 +202,8 @@ def extract_safely(tar: tarfile.TarFile, dest: str, shown: str) -> int:
 
 def export_image(ref: str, dest: str, inside: tuple[int, int]) -> dict[str, Any]:
     """Export the filesystem of the image ``ref`` into ``dest``; return the image's config."""
-    import contextlib
-
     try:
-        import docker
+        import docker  # the docker SDK (~95 ms): only for a docker:IMAGE root
     except ImportError:
         raise VenvrootError(
             "--root docker:IMAGE needs the docker Python package; pip install docker"
