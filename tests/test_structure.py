@@ -32,9 +32,6 @@ LOWER = {
     "venvroot.activators": (),
 }
 EVERYWHERE = ("venvroot.errors", "venvroot.version", "venvroot.util")
-# Left out of the check of function-local imports for now: venvroot.backends.ns is being reworked,
-# its imports get their comments (or move to the top) with that work.
-UNCOMMENTED_FOR_NOW = ("venvroot.backends.ns",)
 
 
 def modules() -> dict[str, Path]:
@@ -159,9 +156,8 @@ def test_the_check_of_local_imports_finds_a_bare_one() -> None:
 
 def test_every_function_local_import_says_what_it_keeps_off_which_path() -> None:
     bare = []
-    for name, path in modules().items():
-        if not any(name == n or name.startswith(n + ".") for n in UNCOMMENTED_FOR_NOW):
-            bare += [f"{path.relative_to(ROOT)}:{n}" for n in uncommented_local_imports(path.read_text())]
+    for path in modules().values():
+        bare += [f"{path.relative_to(ROOT)}:{n}" for n in uncommented_local_imports(path.read_text())]
     # Move the import to the top, or say on its line (or above) what heavy module it keeps off which path.
     assert bare == []
 
