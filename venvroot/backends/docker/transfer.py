@@ -18,6 +18,7 @@ from typing import Any
 from ...errors import UsageError, VenvrootError
 from ...util import progress
 from . import layout
+from .images import explain
 
 _CHUNK = 1 << 20
 
@@ -72,7 +73,7 @@ def _push(client: Any, container: str, skip: set[str], path: str, host: str, ins
             ok = client.api.put_archive(container, inside, buf)
         except Exception as exc:  # the SDK's APIError, or a connection that broke
             raise VenvrootError(
-                f"venvroot push {path}: the engine refused the files ({_explain(exc)})"
+                f"venvroot push {path}: the engine refused the files ({explain(exc)})"
             ) from None
         if not ok:
             raise VenvrootError(f"venvroot push {path}: the engine did not take the files")
@@ -107,7 +108,7 @@ def _pull(client: Any, container: str, skip: set[str], path: str, inside: str, r
                     progress.tick(1, len(chunk))
             except Exception as exc:
                 raise VenvrootError(
-                    f"venvroot pull {path}: the engine gave nothing ({_explain(exc)})"
+                    f"venvroot pull {path}: the engine gave nothing ({explain(exc)})"
                 ) from None
         buf.seek(0)
         top = os.path.basename(source.rstrip("/")) or "."
@@ -170,8 +171,4 @@ def remove_volumes(client: Any, env_dir: str) -> None:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            raise VenvrootError(f"cannot remove the env's volume {volume.name}: {_explain(exc)}") from None
-
-
-def _explain(exc: BaseException) -> str:
-    return str(getattr(exc, "explanation", None) or exc)
+            raise VenvrootError(f"cannot remove the env's volume {volume.name}: {explain(exc)}") from None
