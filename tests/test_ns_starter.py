@@ -130,7 +130,7 @@ def test_both_starters_build_one_tree_from_one_list(project: Project, bb_root: P
     assert by_python.returncode == by_starter.returncode == 0, by_python.stderr + by_starter.stderr
     lines = by_python.stdout.splitlines()
     assert lines[:2] == ["box", "example.org"]
-    assert f"/data ro," in by_python.stdout and f"{project.path} rw," in by_python.stdout
+    assert "/data ro," in by_python.stdout and f"{project.path} rw," in by_python.stdout
     assert by_starter.stdout == by_python.stdout
     stop(project, env)
 
