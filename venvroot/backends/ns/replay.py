@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ...ns import explain, idmap, mounting, paths, seccomp, syscalls
+from ...ns import explain, idmap, mounting, paths, sandbox, seccomp, syscalls
 from ...ns.errors import ChrootMountError
 from .record import marker
 
@@ -32,11 +32,10 @@ if TYPE_CHECKING:
 
     from .startfile import Steps
 
-NO_CAP_SYS_ADMIN = "cannot create a mount namespace: this root process lacks CAP_SYS_ADMIN, and "
-
 
 def enter(steps: Steps) -> bool:
-    """Enter the namespaces the steps name; return whether a user namespace was made."""
+    """Enter the namespaces the steps name; return whether a user namespace was made (rootless,
+    or as root without CAP_SYS_ADMIN: see sandbox.unshare)."""
     flags = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
     found = None
     for name, *args in steps:
@@ -46,27 +45,7 @@ def enter(steps: Steps) -> bool:
             found = idmap.IdMap([(int(args[0]), os.geteuid(), 1)], [(int(args[1]), os.getegid(), 1)], None)
         elif name == "idmap":
             found = idmap.IdMap(idmap.parse(args[2]), idmap.parse(args[3]), (args[0], args[1]))
-    prefix = ""
-    if found is None:
-        try:
-            syscalls.unshare(flags)
-            return False
-        except PermissionError:
-            # Root without CAP_SYS_ADMIN (a locked-down container): a user namespace that maps only
-            # root may still grant the capabilities.
-            prefix = NO_CAP_SYS_ADMIN
-            found = idmap.IdMap([(0, os.geteuid(), 1)], [(0, os.getegid(), 1)], None)
-    mapper = idmap.Mapper(found)
-    try:
-        syscalls.unshare(flags | syscalls.CLONE_NEWUSER)
-    except OSError as exc:
-        mapper.cancel()
-        raise explain.namespace_error(exc, prefix + "cannot create a user namespace") from None
-    try:
-        mapper.map()
-    except OSError as exc:
-        raise explain.namespace_error(exc, prefix + "cannot map the user into a new user namespace") from None
-    return True
+    return sandbox.unshare(flags, found)
 
 
 def build(steps: Steps, token: str, userns: bool) -> None:
