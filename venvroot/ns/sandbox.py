@@ -141,12 +141,7 @@ def switch_root(spec: Spec, root_fd: int, own_mount_ns: bool) -> None:
     os.fchdir(root_fd)  # before unsharing: the cwd follows into the new namespace, descriptors do not
     if own_mount_ns:
         syscalls.unshare(syscalls.CLONE_NEWNS)
-    try:
-        syscalls.pivot_root(".", ".")  # the old root ends up stacked on "." ...
-        syscalls.umount2(".", syscalls.MNT_DETACH)  # ... and is dropped here
-    except OSError:
-        os.chroot(".")  # e.g. on an initramfs, where pivot_root is refused
-    os.chdir("/")
+    pivot_here()
     if keep_cwd >= 0:
         os.fchdir(keep_cwd)
         os.close(keep_cwd)
@@ -166,6 +161,16 @@ def switch_root(spec: Spec, root_fd: int, own_mount_ns: bool) -> None:
         os.setuid(uid)
     if spec.userns:
         syscalls.set_no_new_privs()
+
+
+def pivot_here() -> None:
+    """Make the current directory ``/`` (cwd ``/``)."""
+    try:
+        syscalls.pivot_root(".", ".")  # the old root ends up stacked on "." ...
+        syscalls.umount2(".", syscalls.MNT_DETACH)  # ... and is dropped here
+    except OSError:
+        os.chroot(".")  # e.g. on an initramfs, where pivot_root is refused
+    os.chdir("/")
 
 
 # -- 4. teardown --------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def build(steps: Steps, token: str, userns: bool) -> None:
             elif name == "domainname":
                 syscalls.setdomainname(args[0])
             i += 1
-        _switch(root_fd)
+        os.fchdir(root_fd)
+        sandbox.pivot_here()
     finally:
         if root_fd >= 0:
             os.close(root_fd)
@@ -145,17 +146,6 @@ def _mount(root_fd: int, root: str, args: Sequence[str], userns: bool) -> None:
 def _mounter(root_fd: int, root: str, userns: bool) -> Callable[[tuple[str, ...]], None]:
     """:func:`_mount` in this root, for a run on several threads."""
     return lambda args: _mount(root_fd, root, args, userns)
-
-
-def _switch(root_fd: int) -> None:
-    """Make the built tree this process's ``/``."""
-    os.fchdir(root_fd)
-    try:
-        syscalls.pivot_root(".", ".")  # the old root ends up stacked on "." ...
-        syscalls.umount2(".", syscalls.MNT_DETACH)  # ... and is dropped here
-    except OSError:
-        os.chroot(".")  # e.g. on an initramfs, where pivot_root is refused
-    os.chdir("/")
 
 
 def write_file(path: str, data: bytes) -> None:
