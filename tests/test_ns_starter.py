@@ -103,6 +103,49 @@ def test_a_cold_shim_starts_without_python(project: Project, bb_root: Path, star
     assert "ended" not in (env / ".venvroot" / "ns" / "holder.log").read_text()
 
 
+# What a program sees of the tree: host and domain name, each mount point with its options and type.
+TREE = (
+    "hostname; cat /proc/sys/kernel/domainname; "
+    "sed 's/^[^ ]* [^ ]* [^ ]* [^ ]* \\([^ ]*\\) \\([^ ]*\\).* - \\([^ ]*\\) .*/\\1 \\2 \\3/' "
+    "/proc/self/mountinfo | sort"
+)
+
+
+def test_both_starters_build_one_tree_from_one_list(project: Project, bb_root: Path, starter: str) -> None:
+    """The Python start carries out the list it writes down; the compiled one, replaying it, makes
+    the same tree: the same mounts with the same options, the same host and domain names."""
+    data = project.path / "data"
+    data.mkdir()
+    env = project.create(
+        "env", "--root", bb_root, "--link", "sh", "--hostname", "box.example.org",
+        "--directory", f"{data}:/data:ro",
+    )  # fmt: skip
+    by_python = shim(project, env, "sh", "-c", TREE)
+    found = record(env)
+    assert found is not None and exe(found[0]) != starter
+    stop(project, env)
+    by_starter = shim(project, env, "sh", "-c", TREE)
+    found = record(env)
+    assert found is not None and exe(found[0]) == starter
+    assert by_python.returncode == by_starter.returncode == 0, by_python.stderr + by_starter.stderr
+    lines = by_python.stdout.splitlines()
+    assert lines[:2] == ["box", "example.org"]
+    assert "/data ro," in by_python.stdout and f"{project.path} rw," in by_python.stdout
+    assert by_starter.stdout == by_python.stdout
+    stop(project, env)
+
+
+def test_a_step_only_python_carries_out_is_left_to_it(project: Project, bb_root: Path, starter: str) -> None:
+    """A start file with a step the compiled starter does not know (a PID namespace's) is stale."""
+    env = project.create("env", "--root", bb_root, "--link", "sh")
+    written_down(project, env)
+    data = start_file(env).read_bytes()
+    start_file(env).write_bytes(data.replace(b"\0root-", b"\0pid\x000\0root-", 1))
+    assert start_file(env).read_bytes() != data
+    assert project.run([starter, start_file(env)]).returncode == 3
+    assert record(env) is None and in_environment(env) == []
+
+
 def test_a_stale_start_file_is_left_to_the_python_starter(
     project: Project, bb_root: Path, starter: str
 ) -> None:

@@ -119,6 +119,12 @@ def text(found: Lines) -> str:
     return " ".join(f"{a} {b} {c}" for a, b, c in found)
 
 
+def parse(found: str) -> Lines:
+    """The lines back from :func:`text`."""
+    numbers = [int(n) for n in found.split()]
+    return [(numbers[i], numbers[i + 1], numbers[i + 2]) for i in range(0, len(numbers) - 2, 3)]
+
+
 def missing_range_hint() -> str | None:
     """One line naming what keeps root inside from owning files (no subordinate ids), and the fix;
     None when the user has them (or is root)."""

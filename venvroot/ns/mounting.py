@@ -11,10 +11,13 @@ from .errors import ChrootError, ChrootMountError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import TypeVar
 
     from .mounts import Mount
     from .spec import Spec
+
+    T = TypeVar("T")
 
 
 TOGETHER_FROM = 4  # fewer overlays than this are not worth a thread
@@ -35,21 +38,26 @@ def _nested(a: str, b: str) -> bool:
 
 
 def mount_together(spec: Spec, root_fd: int, batch: Sequence[Mount], created: list[paths.Created]) -> None:
-    """Mount independent overlays on several threads at once. Most of an overlay mount is the
-    kernel setting up its filesystem (looking up the layers, preparing the work directory), which
-    runs beside another one on another CPU: the libc calls let go of Python's lock. The first
-    failure is raised once every thread has stopped."""
+    """Mount independent overlays on several threads at once (see :func:`run_together`)."""
+    run_together(batch, lambda m: mount_inside(spec, root_fd, m, created))
+
+
+def run_together(batch: Sequence[T], one: Callable[[T], object]) -> None:
+    """Run ``one`` on each of ``batch`` (independent mounts) on several threads at once. Most of an
+    overlay mount is the kernel setting up its filesystem (looking up the layers, preparing the
+    work directory), which runs beside another one on another CPU: the libc calls let go of
+    Python's lock. The first failure is raised once every thread has stopped."""
     todo = list(reversed(batch))
     failed: list[BaseException] = []
 
     def drain() -> None:
         while todo and not failed:
             try:
-                m = todo.pop()
+                item = todo.pop()
             except IndexError:  # another thread took the last one
                 return
             try:
-                mount_inside(spec, root_fd, m, created)
+                one(item)
             except BaseException as exc:
                 failed.append(exc)
 

@@ -35,21 +35,29 @@ def enter_namespaces(spec: Spec, subids: bool = False) -> None:
         flags |= syscalls.CLONE_NEWPID
     if spec.net:
         flags |= syscalls.CLONE_NEWNET
+    ids = None
+    if spec.userns:
+        uid = os.geteuid() if spec.uid is None else spec.uid
+        ids = idmap.plan(uid, os.getegid() if spec.gid is None else spec.gid, subids)
+    if unshare(flags, ids) and not spec.userns:  # root without CAP_SYS_ADMIN: root of a user namespace
+        spec.userns = True
+        spec.uid = 0 if spec.uid is None else spec.uid
+        spec.gid = 0 if spec.gid is None else spec.gid
+
+
+def unshare(flags: int, ids: idmap.IdMap | None) -> bool:
+    """Unshare the namespaces of ``flags``, with a user namespace mapping ``ids`` when given
+    (rootless); return whether a user namespace was made. Root without CAP_SYS_ADMIN (a locked-down
+    container) gets one that maps only root, which may still grant the capabilities."""
     prefix = ""
-    if not spec.userns:
+    if ids is None:
         try:
             syscalls.unshare(flags)
-            return
+            return False
         except PermissionError:
-            # Root without CAP_SYS_ADMIN (a locked-down container): a user namespace may still
-            # grant the capabilities.
             prefix = "cannot create a mount namespace: this root process lacks CAP_SYS_ADMIN, and "
-            spec.userns = True
-            spec.uid = 0 if spec.uid is None else spec.uid
-            spec.gid = 0 if spec.gid is None else spec.gid
-    inside_uid = os.geteuid() if spec.uid is None else spec.uid
-    inside_gid = os.getegid() if spec.gid is None else spec.gid
-    mapper = idmap.Mapper(idmap.plan(inside_uid, inside_gid, subids))
+            ids = idmap.plan(0, 0, subids=False)
+    mapper = idmap.Mapper(ids)
     try:
         syscalls.unshare(flags | syscalls.CLONE_NEWUSER)
     except OSError as exc:
@@ -59,6 +67,7 @@ def enter_namespaces(spec: Spec, subids: bool = False) -> None:
         mapper.map()
     except OSError as exc:
         raise explain.namespace_error(exc, prefix + "cannot map the user into a new user namespace") from None
+    return True
 
 
 # -- 2. the tree --------------------------------------------------------------------------------------
@@ -132,12 +141,7 @@ def switch_root(spec: Spec, root_fd: int, own_mount_ns: bool) -> None:
     os.fchdir(root_fd)  # before unsharing: the cwd follows into the new namespace, descriptors do not
     if own_mount_ns:
         syscalls.unshare(syscalls.CLONE_NEWNS)
-    try:
-        syscalls.pivot_root(".", ".")  # the old root ends up stacked on "." ...
-        syscalls.umount2(".", syscalls.MNT_DETACH)  # ... and is dropped here
-    except OSError:
-        os.chroot(".")  # e.g. on an initramfs, where pivot_root is refused
-    os.chdir("/")
+    pivot_here()
     if keep_cwd >= 0:
         os.fchdir(keep_cwd)
         os.close(keep_cwd)
@@ -157,6 +161,16 @@ def switch_root(spec: Spec, root_fd: int, own_mount_ns: bool) -> None:
         os.setuid(uid)
     if spec.userns:
         syscalls.set_no_new_privs()
+
+
+def pivot_here() -> None:
+    """Make the current directory ``/`` (cwd ``/``)."""
+    try:
+        syscalls.pivot_root(".", ".")  # the old root ends up stacked on "." ...
+        syscalls.umount2(".", syscalls.MNT_DETACH)  # ... and is dropped here
+    except OSError:
+        os.chroot(".")  # e.g. on an initramfs, where pivot_root is refused
+    os.chdir("/")
 
 
 # -- 4. teardown --------------------------------------------------------------------------------------

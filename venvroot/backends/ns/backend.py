@@ -15,7 +15,6 @@ import os
 import stat
 
 from ...errors import UsageError, VenvrootError
-from ...ns.runner import run_command
 from ...shims import writer
 from .. import envstate, inside
 from ..activations import process_start_time
@@ -201,22 +200,9 @@ class Backend(BaseBackend):
         directory; return (status, stdout, stderr)."""
         import tempfile  # tempfile (shutil, random: ~6 ms): only a create's venv step, not a session hook
 
-        options = mountplan.options(cfg)
-        if as_root:
-            options["uid"] = options["gid"] = 0
-        options["cwd"] = self.env_dir
-        env = inside_environ(cfg, self.env_dir)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            saved = os.dup(1), os.dup(2)
-            try:
-                os.dup2(out.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-                code = run_command(self.state.root, argv, env=env, **options)
-            finally:
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-                os.close(saved[0])
-                os.close(saved[1])
+            output = out.fileno(), err.fileno()
+            code = coldstart.run_apart(cfg, self.state, argv, self.env_dir, as_root, output)
             out.seek(0)
             err.seek(0)
             return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")

@@ -30,6 +30,12 @@ def runner_ids(cfg: EnvConfig) -> tuple[int | None, int | None]:
     return 0, 0
 
 
+def starter_ids(cfg: EnvConfig) -> tuple[int | None, int | None]:
+    """Who a starter is inside: as root, root (the program's ids are switched to after the holder
+    is forked: switch_ids); rootless, as ``--user`` says (None: the caller's own)."""
+    return (0, 0) if os.geteuid() == 0 else runner_ids(cfg)
+
+
 def switch_ids(cfg: EnvConfig) -> tuple[int, int] | None:
     """As root with ``--user``: the ids to switch to after joining (rootless the user namespace
     maps the caller already)."""

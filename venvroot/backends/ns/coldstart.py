@@ -4,7 +4,7 @@ On the shims' cold path (the env's namespaces are not running): builtins, the C 
 venvroot's light ones only. The process that starts the namespaces is the one that then becomes
 the program: no helper process to talk to, no second entry into the namespaces::
 
-    starter: unshare, mount, pivot_root (sandbox.py), marker ─ fork ─ A: setsid ─ fork ─ R ─ fork ─ holder
+    starter: the start's steps (replay.py)       ─ fork ─ A: setsid ─ fork ─ R ─ fork ─ holder
                                                                A leaves at once; R records the
                                                                holder, then only waits to reap it
     starter: waits for R's word, then execve(program) where it stands (run.py)
@@ -19,7 +19,9 @@ through a descriptor of the state directory, taken before the root covered it. T
 env's lock exclusively throughout, so the holder is recorded before anyone else looks.
 
 Mount points must exist before the start (create and reset make them, see mountplan.py): one that
-is missing is made in the root and kept, since no process outside is left to remove it.
+is missing is made in the root and kept, since no process outside is left to remove it. The
+start's steps are made here afresh (startfile.tree), written down for the compiled starter's next
+start, and carried out by replay.py.
 """
 
 from __future__ import annotations
@@ -27,13 +29,10 @@ from __future__ import annotations
 import os
 
 from ...errors import VenvrootError
-from ...ns import sandbox
-from ...ns.errors import ChrootError
-from ...ns.mounts import check_sources
-from . import enter, fastpath, mountplan, startfile, watch
-from .caller import inside_environ, runner_ids, switch_ids
+from . import enter, fastpath, replay, startfile, watch
+from .caller import inside_environ, switch_ids
 from .layout import LINGER, State
-from .record import marker, record
+from .record import record
 
 try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
@@ -56,13 +55,13 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
     as ``--user`` says."""
     where = f"cannot start the environment {cfg.env_dir}"
     try:
-        spec = namespace_spec(cfg, state)
         facts = holder_facts(cfg)
+        steps = startfile.tree(cfg, state, facts["fragment"])
         token = os.urandom(8).hex()
         state_fd = os.open(state.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         if startfile.available():  # for the next start, written down before anything can change
             try:  # noqa: SIM105 - a cache: without it the next start is this one again
-                startfile.write(state, startfile.steps(cfg, state, spec, facts["fragment"]))
+                startfile.write(state, startfile.checks(cfg, state) + steps)
             except OSError:
                 pass
     except VenvrootError as exc:
@@ -71,14 +70,7 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
         raise VenvrootError(f"{where}: {exc.strerror}: {exc.filename}") from None
     try:
         try:
-            sandbox.enter_namespaces(spec, subids=True)
-            created, root_fd = sandbox.build(spec)
-            for point in created:  # kept (see above): nothing to remove them later
-                os.close(point.parent_fd)
-            sandbox.switch_root(spec, root_fd, own_mount_ns=False)
-            os.close(root_fd)
-            write_file(state.hidden + "/shim.sh", facts["fragment"].encode())
-            write_file(f"{state.hidden}/{marker(token)}", b"")
+            replay.build(steps, token, replay.enter(steps))
         except VenvrootError as exc:
             raise VenvrootError(f"{where}: {exc}") from None
         except OSError as exc:
@@ -92,6 +84,23 @@ def start_here(cfg: EnvConfig, state: State, inside: Callable[[], object] | None
             raise VenvrootError(f"{where}: {exc}") from None
     finally:
         os.close(state_fd)
+
+
+def run_apart(
+    cfg: EnvConfig, state: State, argv: list[str], cwd: str, as_root: bool, output: tuple[int, int]
+) -> int:
+    """Run ``argv`` in ``cwd`` in namespaces of its own, built from the env's start steps, which end
+    with it (create looks into the root so: nothing else runs there yet), its stdout and stderr on
+    ``output``; return its status. ``as_root``: as root inside, whatever ``--user`` says."""
+    steps = startfile.tree(cfg, state, "", who=(0, 0) if as_root else None)
+    environ = inside_environ(cfg, cwd)
+    ids = None if as_root else switch_ids(cfg)
+
+    def program() -> None:
+        replay.build(steps, os.urandom(8).hex(), replay.enter(steps))
+        enter.become(argv, environ, cwd, ids)
+
+    return enter.in_child(program, None, *output)
 
 
 def start(cfg: EnvConfig, state: State) -> tuple[int, str]:
@@ -146,28 +155,6 @@ def let_go_of_the_caller() -> None:
     os.closerange(3, 65536)
 
 
-def namespace_spec(cfg: EnvConfig, state: State) -> sandbox.Spec:
-    """The runner's spec of the env's namespaces (no PID namespace: pidns.py adds it)."""
-    uid, gid = runner_ids(cfg)
-    if os.geteuid() == 0:
-        uid = gid = 0  # the holder stays root; the program's ids are switched to after it is forked
-    root = os.path.realpath(state.root)
-    if not os.path.isdir(root):
-        raise ChrootError(f"{root} is missing (an incomplete environment); `venvroot reset` makes it again")
-    return sandbox.Spec(
-        root,
-        check_sources(mountplan.mounts(cfg)),
-        uid=uid,
-        gid=gid,
-        hostname=cfg.get("hostname"),
-        pid=False,
-        net=False,
-        cwd="/",
-        skip_chdir=False,
-        overlays_together=True,  # the host view's are real directories (hostview.py)
-    )
-
-
 def holder_facts(cfg: EnvConfig) -> dict:
     """What the holder needs to know: the inside shim fragment, hooks, lifetime, and how hooks run."""
     project = os.path.dirname(cfg.env_dir)
@@ -181,14 +168,6 @@ def holder_facts(cfg: EnvConfig) -> dict:
         "cwd": project,
         "ids": switch_ids(cfg),
     }
-
-
-def write_file(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 def leave_holder(state_fd: int, token: str, facts: dict) -> int:

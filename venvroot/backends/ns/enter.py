@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 
 def flush_std() -> None:
@@ -141,13 +141,23 @@ def run_inside(
     stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
 ) -> int:  # fmt: skip
     """Run ``argv`` in the holder's namespaces as a child of this process; return its status."""
+    return in_child(lambda: join(holder, argv, env, cwd, ids), stdin, stdout, stderr)
+
+
+def in_child(
+    become_program: Callable[[], None], stdin: int | None = None, stdout: int | None = None,
+    stderr: int | None = None,
+) -> int:  # fmt: skip
+    """Fork a child with these descriptors as 0, 1 and 2 that becomes a program through
+    ``become_program``; return the program's status as a shell shows it."""
+    flush_std()
     pid = os.fork()
     if pid == 0:
         try:
             for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
                 if fd is not None:
                     os.dup2(fd, target)
-            join(holder, argv, env, cwd, ids)
+            become_program()
         except BaseException as exc:
             os.write(2, f"venvroot: {exc}\n".encode())
         os._exit(127)

@@ -1,4 +1,6 @@
-"""The environment's tree, in the order the runner mounts it (bubblewrap-style: one place).
+"""The environment's tree, in the order it is mounted (bubblewrap-style: one place), as Mount values.
+
+startfile.tree turns this list into the start's steps, which both starters carry out.
 
 1. the root: the host view's skeleton with ``/r`` first (so that ``/r`` copies only the host's
    own mounts) and then one entry per host directory (hostview.py), the overlays before the
@@ -14,8 +16,8 @@
 6. a small tmpfs over ``<env>/.venvroot``: the env's state is out of reach inside; the starter puts
    the holder's liveness marker and the inside shim fragment there (coldstart.py).
 
-Every mount point exists before the runner starts (made at create and reset, see backend.py): the
-runner then never has to create, and later remove, anything in the root.
+Every mount point exists before a start (made at create and reset, see backend.py): a starter
+then never has to create, and later remove, anything in the root.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import os
 
 from ...ns.mounts import Mount
-from .caller import runner_ids
+from .caller import starter_ids
 from .layout import CFG_LOWER, CFG_SOURCE, State
 
 TYPE_CHECKING = False
@@ -63,7 +65,7 @@ def mounts(cfg: EnvConfig) -> list[Mount]:
             elif kind == "bind":
                 binds.append(Mount.bind(dest, dest, readonly=True, optional=True))
         # The binds after every overlay (none holds an overlay; one may lie inside one, which then
-        # still comes first): the overlays form long runs, mounted on several threads (sandbox.py).
+        # still comes first): the overlays form long runs, mounted on several threads (``together``).
         out.extend(binds)
         if not hostview.tmp_overlaid(plan):
             out.append(Mount.bind(state.tmp, "/tmp"))
@@ -92,7 +94,7 @@ def mounts(cfg: EnvConfig) -> list[Mount]:
             out.append(Mount.bind(generated, f"/etc/{name}", readonly=True))
     # Owned by whoever runs the holder, which writes its liveness marker there: as root that is root
     # even with --user, so that a program running as the user cannot plant a symlink for it.
-    uid, gid = (0, 0) if os.geteuid() == 0 else runner_ids(cfg)
+    uid, gid = starter_ids(cfg)
     ids = f",uid={os.getuid() if uid is None else uid},gid={os.getgid() if gid is None else gid}"
     out.append(Mount.tmpfs(state.hidden, options="mode=0755,size=1m" + ids))
     return out
@@ -119,17 +121,3 @@ def mount_points(cfg: EnvConfig) -> list[tuple[str, str]]:
     points.append((os.path.dirname(cfg.env_dir), "dir"))
     points.extend((d.inside, "dir") for d in mappings(cfg))
     return points
-
-
-def options(cfg: EnvConfig) -> dict:
-    """Keyword arguments of the runner's make_spec for this env."""
-    uid, gid = runner_ids(cfg)
-    return {
-        "mounts": mounts(cfg),
-        "uid": uid,
-        "gid": gid,
-        "hostname": cfg.get("hostname"),
-        "pid": False,
-        "net": False,
-        "cwd": "/",
-    }

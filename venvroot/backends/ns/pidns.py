@@ -20,10 +20,9 @@ from __future__ import annotations
 import os
 
 from ...errors import VenvrootError
-from ...ns import sandbox
-from . import coldstart, enter, watch
+from . import coldstart, enter, replay, startfile, watch
 from .layout import State
-from .record import marker, record
+from .record import record
 
 try:  # the C half of the signal module (``signal`` imports enum)
     import _signal as _sig
@@ -33,6 +32,7 @@ except ImportError:  # pragma: no cover
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..envconfig import EnvConfig
+    from .startfile import Steps
 
 
 def start(cfg: EnvConfig, state: State) -> tuple[int, str]:
@@ -44,12 +44,11 @@ def start(cfg: EnvConfig, state: State) -> tuple[int, str]:
 
 def _start(cfg: EnvConfig, state: State, where: str) -> tuple[int, str]:
     """X: fork R, relay its word."""
+    facts = coldstart.holder_facts(cfg)
     try:
-        spec = coldstart.namespace_spec(cfg, state)
+        steps = startfile.tree(cfg, state, facts["fragment"], pid=True)
     except VenvrootError as exc:
         raise VenvrootError(f"{where}: {exc}") from None
-    spec.pid = True
-    facts = coldstart.holder_facts(cfg)
     token = os.urandom(8).hex()
     state_fd = os.open(state.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     told_r, told_w = os.pipe()
@@ -57,7 +56,7 @@ def _start(cfg: EnvConfig, state: State, where: str) -> tuple[int, str]:
     if os.fork() == 0:
         try:
             os.close(told_r)
-            _reaper(spec, state_fd, token, facts, told_w)
+            _reaper(steps, state_fd, token, facts, told_w)
         finally:
             os._exit(0)
     os.close(told_w)
@@ -72,14 +71,14 @@ def _start(cfg: EnvConfig, state: State, where: str) -> tuple[int, str]:
     raise VenvrootError(f"{where}: {reason}")
 
 
-def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: int) -> None:
+def _reaper(steps: Steps, state_fd: int, token: str, facts: dict, told_w: int) -> None:
     """R: enter the new namespaces, fork H into the PID one, record it once built, reap it."""
     os.setsid()
     for signum in (_sig.SIGTERM, _sig.SIGINT, _sig.SIGHUP):  # it ends when H does
         _sig.signal(signum, _sig.SIG_IGN)
     try:
-        sandbox.enter_namespaces(spec, subids=True)  # the same ids as every other start
-    except OSError as exc:
+        userns = replay.enter(steps)  # the same ids as every other start
+    except (OSError, VenvrootError) as exc:
         watch.say(told_w, f"error {exc}\n")
         return
     built_r, built_w = os.pipe()
@@ -87,7 +86,7 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
     if init == 0:
         try:
             os.close(built_r)
-            _init(spec, state_fd, token, facts, built_w)
+            _init(steps, userns, state_fd, token, facts, built_w)
         finally:
             os._exit(1)
     os.close(built_w)
@@ -108,16 +107,11 @@ def _reaper(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, told_w: 
     os.waitpid(init, 0)
 
 
-def _init(spec: sandbox.Spec, state_fd: int, token: str, facts: dict, built_w: int) -> None:
-    """H, PID 1: build the tree, leave the holder (H2) as its child, reap until H2 ends."""
+def _init(steps: Steps, userns: bool, state_fd: int, token: str, facts: dict, built_w: int) -> None:
+    """H, PID 1: build the tree (a fresh /proc needs a process inside), leave the holder (H2) as
+    its child, reap until H2 ends."""
     try:
-        created, root_fd = sandbox.build(spec)
-        for point in created:  # kept, as in coldstart.start_here
-            os.close(point.parent_fd)
-        sandbox.switch_root(spec, root_fd, own_mount_ns=False)
-        os.close(root_fd)
-        coldstart.write_file(facts["hidden"] + "/shim.sh", facts["fragment"].encode())
-        coldstart.write_file(f"{facts['hidden']}/{marker(token)}", b"")
+        replay.build(steps, token, userns)
     except (OSError, VenvrootError) as exc:
         detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else exc
         watch.say(built_w, f"error {detail}\n")

@@ -6,9 +6,10 @@
  *
  * A shim whose environment is not running would otherwise start Python just to build the
  * namespaces, which alone costs more than a whole bubblewrap run. The Python starter
- * (coldstart.py) writes down what it builds, as a list of steps (startfile.py); this program
- * replays that list when nothing it depends on has changed, and exits non-zero, having changed
- * nothing, whenever it cannot: the shim then takes the Python path, which says what is wrong.
+ * (coldstart.py) writes down what it builds, as a list of steps (startfile.py) that it carries
+ * out itself as well (replay.py); this program replays that list when nothing it depends on has
+ * changed, and exits non-zero, having changed nothing, whenever it cannot: the shim then takes
+ * the Python path, which says what is wrong.
  *
  * Processes:
  *
@@ -202,10 +203,23 @@ static int same_listing(const char *dir, const char *expected) {
     return same;
 }
 
+/* Every step this program carries out or checks (startfile.py): any other one (`pid`, say) is the
+ * Python starter's alone, and makes the file one to leave to it. */
+static const char *const known[] = {"euid", "state", "hidden", "check", "bound-trees", "host-mounts", "listing",
+                                    "needs", "brain", "userns", "idmap", "root-overlay", "root-bind", "together",
+                                    "mount", "hostname", "domainname", "file"};
+
+static int known_step(const char *name) {
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i]) == 0) return 1;
+    return 0;
+}
+
 static int fresh(void) {
     const struct step *trees = NULL;
     for (int i = 0; i < nsteps; i++) {
         const struct step *s = &steps[i];
+        if (!known_step(s->name)) return 0;
         if (is(s, "euid", 1) && (uid_t)strtoul(s->argv[0], NULL, 10) != geteuid()) return 0;
         if (is(s, "state", 1)) state_dir = s->argv[0];
         if (is(s, "hidden", 1)) hidden_dir = s->argv[0];
@@ -407,6 +421,8 @@ static int build(const char *token) {
         }
         if (is(s, "hostname", 1) && sethostname(s->argv[0], strlen(s->argv[0])) < 0)
             return fail("cannot set the hostname", s->argv[0]);
+        if (is(s, "domainname", 1) && setdomainname(s->argv[0], strlen(s->argv[0])) < 0)
+            return fail("cannot set the domain name", s->argv[0]);
     }
     if (root < 0 || fchdir(root) < 0) return errno = EINVAL, fail("no root", NULL);
     if (syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
