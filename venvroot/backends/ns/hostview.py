@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ...ns import mounting, sandbox, syscalls
+from ...ns import idmap, mounting, sandbox, syscalls
 from ...ns.mounts import Mount
 from ...util.hostmounts import mount_table, unescape
 from .layout import State
@@ -222,20 +222,18 @@ def _inside_overlay(entries: list[dict], dest: str) -> bool:
 def probe(state: State, entries: list[dict]) -> set[str]:
     """Mount each planned overlay once, in order, in a throwaway namespace; return the directories
     whose overlay the kernel refused."""
-    # ns.runner: only when a plan is made (create, reset, the host's mounts changed), not every cold start
-    from ...ns import runner
-
     overlays = [e["dest"] for e in entries if e["kind"] == "overlay"]
     if not overlays:
         return set()
-    spec = runner.make_spec(state.root, mounts=(), uid=None, gid=None)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         refused = []
         try:
             os.close(read_fd)
-            sandbox.enter_namespaces(spec)
+            flags = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
+            ids = idmap.plan(os.geteuid(), os.getegid(), subids=False) if os.geteuid() else None
+            userns = sandbox.unshare(flags, ids)
             syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
             for dest in overlays:
                 upper, work = state.layer(dest)
@@ -247,7 +245,7 @@ def probe(state: State, entries: list[dict]) -> set[str]:
                         state.root + dest,
                         "overlay",
                         0,
-                        mounting.overlay_options(options, spec.userns),
+                        mounting.overlay_options(options, userns),
                     )
                 except OSError:
                     refused.append(dest)
