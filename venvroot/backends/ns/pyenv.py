@@ -14,14 +14,9 @@ way pip writes them.
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import json
 import os
-import zipfile
 
 from ...errors import UsageError, VenvrootError
-from ...version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,6 +66,10 @@ print(json.dumps({
 
 def venv_options(settings: Settings) -> str:
     """MAKE_VENV's second argument."""
+    import json  # json (re): a busybox root's create never gets here
+
+    from ...version import __version__  # beside json: only for a venv made
+
     prompt = " ".join(settings.prompt.splitlines()) if settings.prompt else None  # one pyvenv.cfg line
     return json.dumps(
         {"venvroot": __version__, "prompt": prompt, "system_site_packages": settings.system_site_packages}
@@ -92,6 +91,8 @@ def interpreter(view, search_path: str, wanted: str | None, first: list[str]) ->
 
 
 def parse_report(output: str) -> dict:
+    import json  # json (re): a busybox root's create never gets here
+
     for line in reversed(output.splitlines()):
         if line.startswith("{"):
             try:
@@ -125,6 +126,9 @@ def pip_wheel(version: str) -> str | None:
 
     Its table is read from the source: importing virtualenv costs ~75 ms (its package imports
     its whole CLI)."""
+    import ast  # ast, importlib.util: only when pip is installed into a venv
+    import importlib.util  # (with ast above)
+
     spec = importlib.util.find_spec("virtualenv")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -168,6 +172,8 @@ def install_pip(env_dir: str, report: dict) -> str | None:
         return None
     site = report["purelib"]
     os.makedirs(site, exist_ok=True)
+    import zipfile  # zipfile (pathlib, re, shutil: ~7 ms): only when pip is installed into a venv
+
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         for name in names:
