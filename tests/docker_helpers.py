@@ -42,7 +42,7 @@ def build_agent() -> None:
     if agentpath.available():
         return
     cc = need("gcc")
-    sources = [agentpath.BINARY + part for part in (".c", "_serve.c", "_run.c")]
+    sources = [agentpath.BINARY + part for part in (".c", "_serve.c", "_run.c", "_msg.c")]
     done = subprocess.run(
         [cc, "-O2", "-Wall", "-static", "-o", agentpath.BINARY, *sources],
         capture_output=True,

@@ -68,9 +68,18 @@ def test_the_wheel_carries_the_compiled_starter_and_the_sdist_its_source(dist: P
     assert (agent.external_attr >> 16) & 0o111 and wheel.read(agent.filename)[:4] == b"\x7fELF"
     assert "-linux_" in next(dist.glob("venvroot-*.whl")).name  # a platform wheel
     with tarfile.open(next(dist.glob("venvroot-*.tar.gz"))) as sdist:
-        for source in ("starter.c", "shim.c", "shim.h", "ttyfilter.h"):
+        for source in (
+            "starter.c",
+            "shim.c",
+            "shim.h",
+            "steps.c",
+            "steps.h",
+            "join.c",
+            "join.h",
+            "ttyfilter.h",
+        ):
             assert any(n.endswith(f"venvroot/backends/ns/{source}") for n in sdist.getnames()), source
-        for source in ("agent.c", "agent_serve.c", "agent_run.c", "agent.h"):
+        for source in ("agent.c", "agent_serve.c", "agent_run.c", "agent_msg.c", "agent_msg.h"):
             assert any(n.endswith(f"venvroot/backends/docker/{source}") for n in sdist.getnames()), source
 
 

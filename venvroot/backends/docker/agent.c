@@ -22,40 +22,14 @@
  * PYTHON -I -S ENTRY ENV_DIR PROGRAM ARG... (the shim's Python path; --run-final: fails instead).
  * After the program it runs `PYTHON -m venvroot sync ENV_DIR` when the env's bin inside changed.
  *
- * Sources: agent.c (this: the wire format's helpers, main), agent_serve.c
- * (--serve), agent_run.c (--run), agent.h.
+ * Sources: agent.c (this: main), agent_serve.c (--serve), agent_run.c (--run), agent_msg.c and
+ * agent_msg.h (the wire format's helpers, shared by both).
  */
-#include "agent.h"
+#include <stdio.h>
+#include <string.h>
 
-int sig_pipe[2];
-
-int send_msg(int fd, int type, int value, int pass_fd) {
-    struct msg m = {type, value};
-    struct iovec iov = {&m, sizeof m};
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (pass_fd >= 0) {
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof u.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS, c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-    }
-    return sendmsg(fd, &mh, MSG_NOSIGNAL) == sizeof m ? 0 : -1;
-}
-
-/* One connection's error, then it is closed; the agent serves on. */
-void send_error(int fd, const char *text) {
-    size_t n = strlen(text);
-    if (send_msg(fd, MSG_ERROR, (int)n, -1) == 0) (void)!send(fd, text, n, MSG_NOSIGNAL);
-}
-
-void on_signal(int signum) {
-    int saved = errno;
-    char c = (char)signum;
-    (void)!write(sig_pipe[1], &c, 1);
-    errno = saved;
-}
+#include "agent_run.h"
+#include "agent_serve.h"
 
 int main(int argc, char **argv, char **envp) {
     if (argc == 8 && strcmp(argv[1], "--serve") == 0) return serve(argv + 2);

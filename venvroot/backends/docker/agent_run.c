@@ -1,5 +1,6 @@
 /* The docker agent's caller, a shim on the host (agent --run): see agent.c. */
-#include "agent.h"
+#include "agent_msg.h"
+#include "agent_run.h"
 #include "../ns/dieof.h"
 
 /* The caller's handler: a signal the kernel sent (a terminal's INT, QUIT, TSTP) goes to the

@@ -1,5 +1,6 @@
 /* The docker agent inside the container (agent --serve): see agent.c. */
-#include "agent.h"
+#include "agent_msg.h"
+#include "agent_serve.h"
 #include "../ns/ttyfilter.h" /* deny_tty_injection(): the same filter as the ns backend's */
 
 /* The request: u32 length, then u32 argc, u32 envc, u16 rows, u16 cols, then cwd, argv and env as

@@ -8,7 +8,7 @@
  * runs in any root. With the steps the ns backend wrote to ENV/.venvroot/shim.cfg (fastpath.py), it
  * checks that the env's holder is alive (else runs the compiled starter on the start file, as the
  * sh fragment does), maps the physical current directory into the root, finds NAME on the root's
- * PATH, cleans the environment and joins the namespaces (starter.c's join). Anything else goes to
+ * PATH, cleans the environment and joins the namespaces (join.c's join). Anything else goes to
  * Python exactly as the sh fragment would (automatic-snapshot rules, no holder and no compiled
  * start, a directory or program not found inside, an env that is not where shim.cfg says). Without
  * shim.cfg (inside the root, where a tmpfs covers ENV/.venvroot) it sources ENV/.venvroot/shim.sh,
@@ -32,7 +32,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "join.h"
 #include "shim.h"
+#include "steps.h"
 
 extern char **environ;
 
@@ -75,21 +77,6 @@ static int for_python(const char *program) {
             for (int k = 0; k < cfg[i].argc; k++)
                 if (strcmp(cfg[i].argv[k], base) == 0) return 1;
     return 0;
-}
-
-/* Whether the holder recorded in `record` is alive: its marker is in its root (never a reused pid's). */
-int live_at(const char *record, const char *hidden, int *pid_out) {
-    char text[96], path[PATH_MAX], token[64];
-    int fd = open(record, O_RDONLY | O_CLOEXEC), pid;
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    text[n] = '\0';
-    if (sscanf(text, "%d %63s", &pid, token) != 2 || pid <= 0) return 0;
-    if (snprintf(path, sizeof path, "/proc/%d/root%s/live-%s", pid, hidden, token) >= (int)sizeof path) return 0;
-    if (pid_out) *pid_out = pid;
-    return access(path, F_OK) == 0;
 }
 
 static char env_dir[PATH_MAX];

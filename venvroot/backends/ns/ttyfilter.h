@@ -1,4 +1,4 @@
-/* The terminal filter, shared by the ns starter (starter.c) and the docker agent (agent.c). */
+/* The terminal filter, shared by the ns starter (join.c) and the docker agent (agent_serve.c). */
 #ifndef VENVROOT_TTYFILTER_H
 #define VENVROOT_TTYFILTER_H
 #include <errno.h>

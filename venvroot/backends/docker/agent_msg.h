@@ -1,4 +1,4 @@
-/* What the docker agent's two halves share (agent.c): the wire format, and helpers. */
+/* What the docker agent's two halves share (agent_msg.c): the wire format, and helpers. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -37,5 +37,3 @@ extern int sig_pipe[2]; /* written by the signal handlers, read by the poll loop
 int send_msg(int fd, int type, int value, int pass_fd);
 void send_error(int fd, const char *text);
 void on_signal(int signum);
-int serve(char **argv);
-int run(char **argv, char **environ_, int final);
