@@ -27,17 +27,36 @@ class BuildWithStarter(build_py):
         if compiler is None:
             print("venvroot: no C compiler (cc): the compiled starter and agent are left out")
             return
+        musl = None if "CC" in os.environ else self.musl(compiler)
         for program, static_only in ((STARTER, False), (AGENT, True)):
             target = Path(program if editable else os.path.join(self.build_lib, program))
             target.parent.mkdir(parents=True, exist_ok=True)
-            command = [compiler, "-O2", "-Wall", "-pthread", "-o", str(target), *SOURCES[program]]
+            command = ["-O2", "-Wall", "-pthread", "-o", str(target), *SOURCES[program]]
             # Static when the C library allows it: no dynamic loading, a cheaper fork and exec. The
             # agent must be: it runs inside images that have no C library (busybox, distroless).
-            if subprocess.run([*command, "-static"], stderr=subprocess.DEVNULL).returncode == 0:
-                continue
-            if not static_only and subprocess.run(command).returncode == 0:
-                continue
-            print(f"venvroot: {' '.join(command)} failed: {os.path.basename(program)} is left out")
+            # musl first: its static start costs a third of glibc's, on every shim call.
+            for static in ([*musl, *command, "-static"] if musl else None, [compiler, *command, "-static"]):
+                if static and subprocess.run(static, stderr=subprocess.DEVNULL).returncode == 0:
+                    break
+            else:
+                if not static_only and subprocess.run([compiler, *command]).returncode == 0:
+                    continue
+                name = os.path.basename(program)
+                print(f"venvroot: {compiler} {' '.join(command)} failed: {name} is left out")
+
+    def musl(self, compiler: str) -> list[str] | None:
+        """``musl-gcc`` (Debian's musl-tools) with the kernel's headers beside musl's own, which
+        lack them: only linux/, asm/ and asm-generic/, never glibc's."""
+        musl = shutil.which("musl-gcc")
+        if musl is None or not os.path.isdir("/usr/include/linux"):
+            return None
+        machine = subprocess.run([compiler, "-dumpmachine"], capture_output=True, text=True).stdout.strip()
+        headers = Path(self.build_lib).parent / "kernel-headers"
+        headers.mkdir(parents=True, exist_ok=True)
+        for name, source in (("linux", "linux"), ("asm-generic", "asm-generic"), ("asm", f"{machine}/asm")):
+            if not (headers / name).exists():
+                (headers / name).symlink_to(f"/usr/include/{source}")
+        return [musl, "-isystem", str(headers)]
 
 
 class PlatformDistribution(Distribution):

@@ -33,7 +33,7 @@ def installed_entry() -> str:
     """The shims' entry as installed (what the env's shims run), not the checkout's copy, which the
     test user may not be able to read."""
     out = subprocess.run(
-        [sys.executable, "-I", "-c", "import venvroot.shims.entry as e; print(e.__file__)"],
+        [sys.executable, "-I", "-c", "import venvroot.cli.shimentry as e; print(e.__file__)"],
         cwd="/",
         capture_output=True,
         text=True,
@@ -251,6 +251,14 @@ def test_the_cold_path_imports_nothing_costly(project: Project, bb_root: Path) -
     imported = {line.rpartition("|")[2].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "venvroot.backends.ns.coldstart" in imported
     assert not imported & COSTLY, sorted(imported & COSTLY)
+
+
+def test_the_entry_that_older_shims_name_still_runs_them(project: Project, bb_root: Path) -> None:
+    """Shims made before the entry moved to cli/ name shims/entry.py: it hands their calls on."""
+    env = project.create("env", "--root", bb_root)
+    old = os.path.join(os.path.dirname(os.path.dirname(installed_entry())), "shims", "entry.py")
+    out = project.run([sys.executable, "-I", "-S", old, str(env), "sh", "-c", "echo in; exit 7"])
+    assert (out.returncode, out.stdout) == (7, "in\n"), out.stderr
 
 
 def test_program_names_run_as_the_shims_inside_would(project: Project, bb_root: Path) -> None:

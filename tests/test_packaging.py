@@ -83,6 +83,18 @@ def test_the_wheel_carries_the_compiled_starter_and_the_sdist_its_source(dist: P
             assert any(n.endswith(f"venvroot/backends/docker/{source}") for n in sdist.getnames()), source
 
 
+def test_with_musl_at_hand_the_compiled_programs_are_built_against_it(dist: Path) -> None:
+    """musl's static start is a third of glibc's: every compiled shim call and cold start pays it."""
+    if shutil.which("musl-gcc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("required under CI=true: musl-gcc (musl-tools) to build the compiled starter")
+        pytest.skip("no musl-gcc (musl-tools): the compiled programs are built against glibc")
+    wheel = zipfile.ZipFile(next(dist.glob("venvroot-*.whl")))
+    for program in ("venvroot/backends/ns/starter", "venvroot/backends/docker/agent"):
+        binary = wheel.read(program)
+        assert binary[:4] == b"\x7fELF" and b"GNU C Library" not in binary, program
+
+
 def test_wheel_and_sdist_carry_the_templates(dist: Path) -> None:
     wheel = next(dist.glob("venvroot-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

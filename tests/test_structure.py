@@ -30,6 +30,7 @@ LOWER = {
     "venvroot.backends": ("venvroot.ns", "venvroot.shims.writer", "venvroot.shims.marker"),
     "venvroot.ns": (),
     "venvroot.activators": (),
+    "venvroot.shims": (),
 }
 EVERYWHERE = ("venvroot.errors", "venvroot.version", "venvroot.util")
 

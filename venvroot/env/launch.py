@@ -1,6 +1,6 @@
 """Run one program in an environment: what every shim and ``venvroot run`` do.
 
-On the shims' hot path (``shims/entry.py``): builtins and venvroot's light modules only.
+On the shims' hot path (``cli/shimentry.py``): builtins and venvroot's light modules only.
 ``main`` is the shims' entry: ``ENV PROGRAM [ARG...]``, or ``--manage ENV VERB [ARG...]`` for
 ``bin/destroy`` and the activate scripts' session hook.
 """
@@ -27,7 +27,9 @@ def main(argv: list[str]) -> int:
 
             return brain(*argv[1:])
         if len(argv) < 2:
-            sys.stderr.write("usage: entry.py ENV PROGRAM [ARG...] (shims call this; see `venvroot link`)\n")
+            sys.stderr.write(
+                "usage: shimentry.py ENV PROGRAM [ARG...] (shims call this; see `venvroot link`)\n"
+            )
             return 2
         return run(argv[0], argv[1], argv[2:])
     except VenvrootError as exc:

@@ -1,17 +1,13 @@
-"""The shims' hot path: ``python -I -S entry.py ENV PROGRAM [ARG...]`` (see venvroot.env.launch.main).
+"""Where the shims of envs made before the entry moved point: hands each call to ``cli/shimentry.py``.
 
-Runs with ``-I -S`` (no site-packages, no environment influence) for a fast, predictable start, so
-it puts venvroot's own parent directory on ``sys.path``; appended, not prepended, since that
-directory may be a site-packages whose backports (enum34, typing...) must not shadow the standard
-library. Kept this small because a script is compiled at every run; the rest is a cached module.
+Their ``bin/NAME`` scripts and ``shim.cfg`` hold this path, so it stays after an upgrade. It
+imports nothing of venvroot (the entry lives a layer up): it replaces itself with the new entry,
+which costs such a shim one more start of Python until the env is made anew.
 """
 
 import os
 import sys
 
-sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
 if __name__ == "__main__":
-    from venvroot.env.launch import main
-
-    sys.exit(main(sys.argv[1:]))
+    entry = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli", "shimentry.py")
+    os.execv(sys.executable, [sys.executable, "-I", "-S", entry, *sys.argv[1:]])

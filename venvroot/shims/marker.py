@@ -9,7 +9,7 @@ import os
 import stat
 
 # What every shim's Python path runs: ``python -I -S ENTRY ENV PROGRAM [ARG...]``.
-ENTRY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "entry.py")
+ENTRY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli", "shimentry.py")
 # bin/NAME -> this: a compiled shim (the ns backend's copy of its static starter, shim.c).
 COMPILED = ".venvroot-shim"
 SHIM_MARK = b"# venvroot shim:"

@@ -130,7 +130,7 @@ static void sync_shims(const char *python, const char *entry, const char *state,
     if (n < 0 || (text[n] = 0, strcmp(text, now) == 0)) return;
     pid_t pid = fork();
     if (pid == 0) {
-        char root[4096]; /* ENTRY is ROOT/venvroot/shims/entry.py */
+        char root[4096]; /* ENTRY is ROOT/venvroot/cli/shimentry.py */
         snprintf(root, sizeof root, "%s", entry);
         for (int up = 0; up < 3; up++) *strrchr(root, '/') = 0;
         const char *old = getenv("PYTHONPATH");

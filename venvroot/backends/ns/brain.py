@@ -7,7 +7,7 @@ commands (joining K's namespaces, as management does), and when the env may end,
 record and lets K go by closing the pipe K waits on. It runs beside the first program, off the
 shim's path, so its start costs the shim nothing.
 
-    entry.py --brain ENV K_PID TOKEN FD
+    shimentry.py --brain ENV K_PID TOKEN FD
 """
 
 from __future__ import annotations

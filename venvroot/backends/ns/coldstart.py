@@ -92,12 +92,13 @@ def run_apart(
     """Run ``argv`` in ``cwd`` in namespaces of its own, built from the env's start steps, which end
     with it (create looks into the root so: nothing else runs there yet), its stdout and stderr on
     ``output``; return its status. ``as_root``: as root inside, whatever ``--user`` says."""
-    steps = startfile.tree(cfg, state, "", who=(0, 0) if as_root else None)
+    # its files (the shims' fragment) and a marker serve only shims that join, and none will
+    steps = [s for s in startfile.tree(cfg, state, "", who=(0, 0) if as_root else None) if s[0] != "file"]
     environ = inside_environ(cfg, cwd)
     ids = None if as_root else switch_ids(cfg)
 
     def program() -> None:
-        replay.build(steps, os.urandom(8).hex(), replay.enter(steps))
+        replay.build(steps, None, replay.enter(steps))
         enter.become(argv, environ, cwd, ids)
 
     return enter.in_child(program, None, *output)

@@ -38,7 +38,7 @@ CFG_PYTHON = "ns-python"  # the env's Python version inside, when it has one
 CFG_FALLBACKS = "ns-fallbacks"  # host directories that could not be overlaid (at create)
 
 # Host variables that would mislead programs inside (the docker backend drops the same ones).
-BRAIN = "--brain"  # shims/entry.py --brain ENV...: the brain of a compiled start (brain.py)
+BRAIN = "--brain"  # cli/shimentry.py --brain ENV...: the brain of a compiled start (brain.py)
 MARKER_PREFIX = "live-"  # <env>/.venvroot/live-TOKEN exists inside a live holder's root only
 # Seconds an unused holder stays up (no activated shell, nothing running inside): shims run in a
 # row join it instead of building the namespaces again.

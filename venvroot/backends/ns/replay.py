@@ -48,9 +48,9 @@ def enter(steps: Steps) -> bool:
     return sandbox.unshare(flags, found)
 
 
-def build(steps: Steps, token: str, userns: bool) -> None:
-    """Make the tree, move into it (cwd ``/``) and leave the marker of ``token``; ``userns``: what
-    :func:`enter` returned."""
+def build(steps: Steps, token: str | None, userns: bool) -> None:
+    """Make the tree, move into it (cwd ``/``) and leave the marker of ``token`` (None: nothing
+    will join these namespaces, so no marker); ``userns``: what :func:`enter` returned."""
     try:
         syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
     except OSError as exc:
@@ -90,7 +90,7 @@ def build(steps: Steps, token: str, userns: bool) -> None:
         if root_fd >= 0:
             os.close(root_fd)
     files = [(args[0], args[1].encode()) for name, *args in steps if name == "file"]
-    for name, data in [*files, (marker(token), b"")]:
+    for name, data in [*files, *([(marker(token), b"")] if token else [])]:
         write_file(f"{hidden}/{name}", data)
     seccomp.deny_tty_injection()  # before any ids change: as root it needs CAP_SYS_ADMIN
     if userns:  # as the compiled --join: nothing gains privileges through exec beyond the user's
