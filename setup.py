@@ -10,7 +10,10 @@ STARTER = "venvroot/backends/ns/starter"
 AGENT = "venvroot/backends/docker/agent"
 # The starter is also every ns env's compiled shim (shim.c): one static program.
 SOURCES = {
-    STARTER: [STARTER + ".c", *(f"venvroot/backends/ns/{unit}.c" for unit in ("shim", "join", "steps"))],
+    STARTER: [
+        STARTER + ".c",
+        *(f"venvroot/backends/ns/{unit}.c" for unit in ("replay", "shim", "join", "steps")),
+    ],
     AGENT: [f"{AGENT}.c", f"{AGENT}_serve.c", f"{AGENT}_run.c", f"{AGENT}_msg.c"],
 }
 

@@ -72,6 +72,8 @@ def test_the_wheel_carries_the_compiled_starter_and_the_sdist_its_source(dist: P
             "starter.c",
             "shim.c",
             "shim.h",
+            "replay.c",
+            "replay.h",
             "steps.c",
             "steps.h",
             "join.c",
