@@ -189,16 +189,19 @@ def cold_row(env: Path, runs: int, anchor: Callable[[], None]) -> tuple[float, f
     return statistics.median(times), statistics.median(anchors), by_starter
 
 
-def direct(env: Path, runs: int) -> float:
+def direct(env: Path, runs: int) -> tuple[float, str]:
     """The plain check of a cold row: ``runs`` times, wait until ``env``'s namespaces are gone,
-    then time one shim call; the median seconds."""
+    then time one shim call; the median seconds, and which starters built them, how often."""
     times = []
+    starters: dict[str, int] = {}
     for _ in range(runs):
         wait_ended([env])
         start = time.perf_counter()
         subprocess.run([str(env / "bin" / "true")], stdin=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        built = starter_of(env)
+        starters[built] = starters.get(built, 0) + 1
+    return statistics.median(times), ", ".join(f"{what} {n}/{runs}" for what, n in sorted(starters.items()))
 
 
 def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) -> None:
@@ -259,9 +262,10 @@ def shims(tmp: Path, root: Path, runs: int, cold_runs: int, direct_runs: int) ->
         ratio = f"{median / anchored:.2f}x"
         print(f"    {median * 1000:.1f} ms; {anchor} between: {anchored * 1000:.1f} ms: {ratio}")
         if direct_runs:
-            plain = direct(envs[env_name], direct_runs)
+            plain, starters = direct(envs[env_name], direct_runs)
             print(
-                f"    direct check, a plain loop: {plain * 1000:.1f} ms (the row: {median / plain:.2f}x that)"
+                f"    direct check, a plain loop [{starters}]: {plain * 1000:.1f} ms "
+                f"(the row: {median / plain:.2f}x that)"
             )
     alone = round_robin({"python": quiet([PY, "-I", "-S", "-c", "pass"]), bb: commands[bb]}, runs)
     ratio = alone["python"] / alone[bb]
