@@ -348,6 +348,23 @@ def test_an_env_path_with_a_comma_gets_its_overlays(who: Who) -> None:
         project.close()
 
 
+def test_the_probe_names_each_overlay_the_kernel_refuses(tmp_path: Path) -> None:
+    """The host view's probe (replay.trial): each planned overlay mounted once, in a throwaway
+    namespace; those the kernel refuses are named, the rest mount, and the host sees none."""
+    from venvroot.backends.ns import replay
+    from venvroot.ns.mounts import Mount
+
+    for d in ("root/fine", "root/refused", "lower", "upper", "work", "work2"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "lower" / "file").write_text("x")
+    lower = str(tmp_path / "lower")
+    fine = Mount.overlay("/fine", lower, str(tmp_path / "upper"), str(tmp_path / "work"))
+    refused = Mount.overlay("/refused", lower, str(tmp_path / "gone"), str(tmp_path / "work2"))
+    steps = [("mount", "overlay", "overlay", m.dest, m.options, "") for m in (fine, refused)]
+    assert replay.trial(steps, str(tmp_path / "root")) == {"/refused"}
+    assert not (tmp_path / "root" / "fine" / "file").exists(), "the probe's mount reached the host"
+
+
 def test_pyvenv_cfg_has_virtualenvs_keys_true_on_the_host(who: Who) -> None:
     """What IDEs and tools read from pyvenv.cfg: virtualenv's keys beside venv's, the --prompt,
     and paths that exist on the host (the host view's interpreter is the host's own)."""

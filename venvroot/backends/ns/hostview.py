@@ -23,9 +23,9 @@ from __future__ import annotations
 import os
 import stat
 
-from ...ns import idmap, mounting, sandbox, syscalls
 from ...ns.mounts import Mount
 from ...util.hostmounts import mount_table, unescape
+from . import replay
 from .layout import State
 
 # Mounted by the env itself (proc, sys, dev, tmp, the host at /r).
@@ -220,46 +220,18 @@ def _inside_overlay(entries: list[dict], dest: str) -> bool:
 
 
 def probe(state: State, entries: list[dict]) -> set[str]:
-    """Mount each planned overlay once, in order, in a throwaway namespace; return the directories
-    whose overlay the kernel refused."""
+    """Mount each planned overlay once, in order, in a throwaway namespace (replay.trial); return
+    the directories whose overlay the kernel refused."""
     overlays = [e["dest"] for e in entries if e["kind"] == "overlay"]
     if not overlays:
         return set()
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        refused = []
-        try:
-            os.close(read_fd)
-            flags = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
-            ids = idmap.plan(os.geteuid(), os.getegid(), subids=False) if os.geteuid() else None
-            userns = sandbox.unshare(flags, ids)
-            syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
-            for dest in overlays:
-                upper, work = state.layer(dest)
-                # The same escaped options as the real mount: a comma or colon in a path is data.
-                options = Mount.overlay(dest, dest, upper, work).options
-                try:
-                    syscalls.mount(
-                        "overlay",
-                        state.root + dest,
-                        "overlay",
-                        0,
-                        mounting.overlay_options(options, userns),
-                    )
-                except OSError:
-                    refused.append(dest)
-            os.write(write_fd, "\0".join(refused).encode("utf-8", "surrogateescape"))
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    data = b"".join(chunks).decode("utf-8", "surrogateescape")
-    return set(data.split("\0")) if data else set()
+    steps: list[tuple[str, ...]] = [("userns", str(os.geteuid()), str(os.getegid()))] if os.geteuid() else []
+    for dest in overlays:
+        upper, work = state.layer(dest)
+        # The same escaped options as the real mount: a comma or colon in a path is data.
+        options = Mount.overlay(dest, dest, upper, work).options
+        steps.append(("mount", "overlay", "overlay", dest, options, ""))
+    return replay.trial(steps, state.root)
 
 
 def make_plan(state: State) -> dict:

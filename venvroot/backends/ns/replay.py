@@ -13,6 +13,9 @@ executors, as bubblewrap runs its setup operations. No other code mounts a sessi
    state directory, and set what every program inside runs with (the terminal filter; rootless,
    no_new_privs).
 
+3. :func:`trial` - each ``mount`` step once, in a throwaway namespace: the host view's probe of the
+   overlays it plans, before it writes the plan.
+
 Only the freshness checks and the brain are the compiled starter's alone: a fresh list needs no
 check, and the Python start leaves its own holder (coldstart.py). Standard library only.
 """
@@ -30,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from .startfile import Steps
+    Steps = Sequence[tuple[str, ...]]  # startfile.py's list (not imported: the host view's probe uses this)
 
 
 def enter(steps: Steps) -> bool:
@@ -95,6 +98,37 @@ def build(steps: Steps, token: str | None, userns: bool) -> None:
     seccomp.deny_tty_injection()  # before any ids change: as root it needs CAP_SYS_ADMIN
     if userns:  # as the compiled --join: nothing gains privileges through exec beyond the user's
         syscalls.set_no_new_privs()
+
+
+def trial(steps: Steps, root: str) -> set[str]:
+    """Carry out each ``mount`` step once, in order, over ``root`` in namespaces of a child that
+    ends after; return the destinations the kernel refused."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:  # a child that cannot even unshare reports no refusal: the real start will say why
+            os.close(read_fd)
+            userns = enter(steps)
+            syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
+            root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            refused = []
+            for name, *args in steps:
+                if name == "mount":
+                    try:
+                        _mount(root_fd, root, args, userns)
+                    except ChrootMountError:
+                        refused.append(args[2])
+            os.write(write_fd, "\0".join(refused).encode("utf-8", "surrogateescape"))
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    data = b"".join(chunks).decode("utf-8", "surrogateescape")
+    return set(data.split("\0")) if data else set()
 
 
 def _mount(root_fd: int, root: str, args: Sequence[str], userns: bool) -> None:
