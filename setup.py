@@ -38,14 +38,13 @@ class BuildWithStarter(build_py):
             # Static when the C library allows it: no dynamic loading, a cheaper fork and exec. The
             # agent must be: it runs inside images that have no C library (busybox, distroless).
             # musl first: its static start costs a third of glibc's, on every shim call.
-            for static in ([*musl, *command, "-static"] if musl else None, [compiler, *command, "-static"]):
-                if static and subprocess.run(static, stderr=subprocess.DEVNULL).returncode == 0:
-                    break
-            else:
-                if not static_only and subprocess.run([compiler, *command]).returncode == 0:
-                    continue
-                name = os.path.basename(program)
-                print(f"venvroot: {compiler} {' '.join(command)} failed: {name} is left out")
+            statics = [[*musl, *command, "-static"]] if musl else []
+            statics.append([compiler, *command, "-static"])
+            if any(subprocess.run(c, stderr=subprocess.DEVNULL).returncode == 0 for c in statics):
+                continue
+            if not static_only and subprocess.run([compiler, *command]).returncode == 0:
+                continue
+            print(f"venvroot: {compiler} {' '.join(command)} failed: {os.path.basename(program)} is left out")
 
     def musl(self, compiler: str) -> list[str] | None:
         """``musl-gcc`` (Debian's musl-tools) with the kernel's headers beside musl's own, which
