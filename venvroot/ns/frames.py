@@ -29,3 +29,12 @@ def read_exact(fd: int, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+
+def read_to_end(fd: int) -> bytes:
+    """Everything written on ``fd`` until its last writer closes it (a child's report); closes it."""
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from ...errors import VenvrootError
-from ...ns import idmap, syscalls
+from ...ns import frames, idmap, syscalls
 from ..mapping import UserSpec
 
 TYPE_CHECKING = False
@@ -87,13 +87,10 @@ def run(work: Callable[[], object], inside: tuple[int, int] | None = None, isola
         finally:
             os._exit(code)
     os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 4096):
-        chunks.append(chunk)
-    os.close(read_fd)
+    report = frames.read_to_end(read_fd)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status != 0:
-        said = b"".join(chunks).decode(errors="replace") or f"exit status {status}"
+        said = report.decode(errors="replace") or f"exit status {status}"
         if said.startswith("="):
             raise VenvrootError(said[1:])
         raise VenvrootError(f"as root of the user's subordinate ids: {said}")

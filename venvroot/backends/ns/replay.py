@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ...ns import explain, idmap, mounting, paths, sandbox, seccomp, syscalls
+from ...ns import explain, frames, idmap, mounting, paths, sandbox, seccomp, syscalls
 from ...ns.errors import ChrootMountError
 from .record import marker
 
@@ -122,12 +122,8 @@ def trial(steps: Steps, root: str) -> set[str]:
         finally:
             os._exit(0)
     os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
+    data = frames.read_to_end(read_fd).decode("utf-8", "surrogateescape")
     os.waitpid(pid, 0)
-    data = b"".join(chunks).decode("utf-8", "surrogateescape")
     return set(data.split("\0")) if data else set()
 
 
