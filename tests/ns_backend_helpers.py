@@ -139,6 +139,30 @@ def processes_with(text: str) -> list[int]:
     return found
 
 
+def process_tree(pid: int) -> str:
+    """``pid`` and its descendants as a failed wait should report them: state, signal masks, where
+    each sleeps in the kernel, command line."""
+    lines, todo = [], [pid]
+    while todo:
+        one = todo.pop(0)
+        try:
+            with open(f"/proc/{one}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{one}/wchan") as f:
+                wchan = f.read()
+            with open(f"/proc/{one}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+            with open(f"/proc/{one}/task/{one}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except OSError:
+            lines.append(f"{one}: gone")
+            continue
+        keys = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+        masks = " ".join(f"{k}={fields[k].strip()}" for k in keys)
+        lines.append(f"{one}: {masks} wchan={wchan} {cmdline}")
+    return "\n".join(lines)
+
+
 def in_environment(env: Path) -> list[int]:
     """Processes that see the env's state covered (they run inside its namespaces)."""
     found = []

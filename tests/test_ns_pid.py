@@ -16,6 +16,7 @@ from ns_backend_helpers import (
     bb_root_fixture,  # noqa: F401 - the bb_root fixture
     host_mounts_mention,
     in_environment,
+    process_tree,
     processes_with,
     project_fixture,  # noqa: F401 - the project fixture
     wait_for,
@@ -29,6 +30,11 @@ from test_ns_starter import starter_fixture, stop  # noqa: F401 - the starter fi
 SEEN = (
     "import os; print(os.getpid(), os.getppid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))"
 )
+
+
+# A minute in short sleeps: Python runs a handler only between bytecodes, so a signal that lands just
+# before a long sleep's syscall would wait for the whole sleep.
+WAIT = "for _ in range(600): time.sleep(0.1)"
 
 
 def pid_env(project: Project, *options: str | Path) -> Path:
@@ -65,12 +71,17 @@ def test_exit_status_and_signals_pass_through_the_relay(project: Project) -> Non
     done = project.path / "got-term"
     code = f"import signal,sys,time; signal.signal(15, lambda *a: (open({str(done)!r},'w'), sys.exit(3)));"
     proc = project.who.popen(
-        [str(env / "bin" / "python"), "-c", code + "print('ready', flush=True); time.sleep(60)"],
+        [str(env / "bin" / "python"), "-c", code + "print('ready', flush=True)\n" + WAIT],
         cwd=str(project.path), env=project.environ, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGTERM)  # to the shim's process: the relay passes it on
-    assert proc.wait(10) == 3 and done.exists()
+    try:
+        assert proc.wait(10) == 3 and done.exists()
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the relay and its program outlived SIGTERM:\n{process_tree(proc.pid)}")
+    finally:
+        proc.kill()
 
 
 def test_a_killed_shim_takes_its_program_with_it(project: Project) -> None:
