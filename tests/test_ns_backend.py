@@ -116,6 +116,30 @@ def test_tmp_shows_the_hosts_copy_on_write(host: tuple[Project, Path]) -> None:
         made.unlink()
 
 
+def test_an_empty_host_directory_is_its_layer_until_the_host_fills_it(who: Who) -> None:
+    """An empty host directory is shown by its own (empty) layer, bound writable, not by an overlay:
+    files made there inside land in the env, not on the host. Once the host makes a file there,
+    the next start overlays it: the host's file and the env's are both seen."""
+    empty = Path("/") / f"vr-empty-{uuid.uuid4().hex[:8]}"  # / is rebuilt entry by entry, as root too
+    empty.mkdir()
+    empty.chmod(0o1777)
+    project = Project(who)
+    try:
+        env = project.create("env", "--link", "sh", "--link", "cat")
+        assert shim(project, env, "sh", "-c", f"echo inside > {empty}/made").returncode == 0
+        assert f"entry\tupper\t{empty}\n" in (env / ".venvroot/ns/plan").read_text()
+        assert list(empty.iterdir()) == []
+        (empty / "host").write_text("host\n")
+        assert wait_for(lambda: not in_environment(env), 20)  # its namespaces end: the next call starts them
+        out = shim(project, env, "cat", f"{empty}/host", f"{empty}/made")
+        assert (out.returncode, out.stdout) == (0, "host\ninside\n"), out.stderr
+        assert f"entry\toverlay\t{empty}\n" in (env / ".venvroot/ns/plan").read_text()
+        assert [p.name for p in empty.iterdir()] == ["host"]
+    finally:
+        project.close()
+        shutil.rmtree(empty)
+
+
 def test_user_home_and_current_directory(host: tuple[Project, Path]) -> None:
     project, env = host
     entry = pwd.getpwuid(project.who.uid)

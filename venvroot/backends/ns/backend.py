@@ -220,6 +220,8 @@ class Backend(BaseBackend):
             kind, dest = entry["kind"], entry["dest"]
             if kind == "overlay":
                 layers.append(Layer(dest, [state.layer(dest)[0], dest], True))
+            elif kind == "upper":
+                layers.append(Layer(dest, [state.layer(dest)[0]], True))
             elif kind in ("rbind", "bind"):
                 layers.append(Layer(dest, [dest], False))
             elif kind == "skeleton" and dest != "/":
@@ -353,7 +355,7 @@ class Backend(BaseBackend):
             try:
                 plan = hostview.current_plan(state)
                 fallbacks = plan["fallbacks"]
-                overlays = sum(1 for e in plan["entries"] if e["kind"] == "overlay")
+                overlays = sum(1 for e in plan["entries"] if e["kind"] in ("overlay", "upper"))
                 facts["overlaid directories"] = str(overlays)
             except (OSError, ValueError, KeyError) as exc:
                 fallbacks = [f"(cannot plan the host view: {exc})"]

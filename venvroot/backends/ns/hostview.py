@@ -5,6 +5,10 @@ An overlay cannot cover ``/`` itself, and rootless it cannot cover a directory w
 directory (the top-level symlinks and mount points) and one entry per host directory:
 
 * ``overlay``: the directory with its own writable layer (most of them: /usr, /etc, /home...);
+* ``upper``: an empty host directory (no mount point) whose layer is empty too: the layer itself,
+  bound writable. What an overlay of nothing shows, without an overlay's cost (a quarter of the
+  rootless host view's on a machine whose mounts make / , /var and /var/lib skeletons). A file the
+  host adds there changes its listing, so the next start plans it as an overlay;
 * ``skeleton``: a directory with mounts below it, rebuilt child by child (rootless), its own new
   entries landing in the skeleton (so they stay writable and private too);
 * ``rbind``: a read-only recursive bind, where neither works (too deep, unreadable, a kernel
@@ -52,8 +56,11 @@ def _under(path: str, tree: str) -> bool:
 class Planner:
     """Builds the list of entries for the host view (see the module's docstring)."""
 
-    def __init__(self, rootless: bool, table: list[tuple[str, str]], refused: set[str]) -> None:
+    def __init__(
+        self, rootless: bool, table: list[tuple[str, str]], refused: set[str], state: State | None = None
+    ) -> None:
         self.rootless = rootless
+        self.state = state  # where the layers are (``upper`` entries need an empty one)
         self.points = {point: fstype for point, fstype in table}
         self.refused = refused  # directories whose overlay the kernel refused when probed
         self.entries: list[dict] = []
@@ -101,6 +108,20 @@ class Planner:
             else:
                 self.entries.append({"kind": "bind", "dest": child})
 
+    def _bare(self, path: str) -> bool:
+        """Whether ``path`` and its layer are both empty (a layer with files may hold whiteouts,
+        which only an overlay hides), and ``path`` is no mount point (its filesystem may fill)."""
+        if self.state is None or path in self.points:
+            return False
+        try:
+            if os.listdir(path):
+                return False
+            return not os.listdir(self.state.layer(path)[0])
+        except FileNotFoundError:
+            return True  # no layer yet
+        except OSError:
+            return False  # unreadable: an overlay shows it as the host does
+
     def _rbind(self, path: str, why: str) -> None:
         self.entries.append({"kind": "rbind", "dest": path})
         self.fallbacks.append(f"{path} read-only ({why})")
@@ -116,7 +137,7 @@ class Planner:
         below = self.submounts(path)
         refused = path in self.refused
         if not below and not refused:
-            self.entries.append({"kind": "overlay", "dest": path})
+            self.entries.append({"kind": "upper" if self._bare(path) else "overlay", "dest": path})
             return
         if not self.rootless and not refused:
             # Root may overlay a directory with submounts: its own filesystem, then each
@@ -147,7 +168,7 @@ def tmp_overlaid(plan: dict) -> bool:
 
 def fingerprint(entries: list[dict], table: list[tuple[str, str]]) -> list[str]:
     """What the plan depends on: the host's mount points (but those inside a tree bound whole,
-    such as a container engine's, which come and go) and the skeleton directories' entries. Kept
+    such as a container engine's, which come and go) and the listed directories' entries. Kept
     whole in the plan, not hashed: comparing is exact, and cheaper than hashing in Python."""
     return [p for p, _ in table if not bound_below(p, entries)] + listings(entries)
 
@@ -162,10 +183,11 @@ def bound_below(point: str, entries: list[dict]) -> bool:
 
 
 def listings(entries: list[dict]) -> list[str]:
-    """``DIR:NAME/NAME...`` (sorted) of each skeleton directory, ``DIR:?`` for an unreadable one."""
+    """``DIR:NAME/NAME...`` (sorted) of each skeleton directory and each bare one (``upper``: a
+    file made there on the host calls for an overlay), ``DIR:?`` for an unreadable one."""
     out = []
     for entry in entries:
-        if entry["kind"] == "skeleton":
+        if entry["kind"] in ("skeleton", "upper"):
             try:
                 out.append(entry["dest"] + ":" + "/".join(sorted(os.listdir(entry["dest"]))))
             except OSError:
@@ -201,7 +223,7 @@ def build_skeleton(state: State, entries: list[dict]) -> None:
             os.chmod(here, stat.S_IMODE(st.st_mode))
             if os.geteuid() == 0:
                 os.chown(here, st.st_uid, st.st_gid)
-        if kind == "overlay":
+        if kind in ("overlay", "upper"):  # the same layer either way: a plan may turn one into the other
             upper, work = state.layer(dest)
             os.makedirs(work, exist_ok=True)
             if not os.path.isdir(upper):
@@ -240,7 +262,7 @@ def make_plan(state: State) -> dict:
     refused: set[str] = set()
     for _ in range(6):
         table = mount_table()
-        planner = Planner(rootless, table, refused)
+        planner = Planner(rootless, table, refused, state)
         entries = planner.plan()
         build_skeleton(state, entries)
         newly = probe(state, entries) - refused

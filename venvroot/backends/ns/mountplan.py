@@ -60,6 +60,8 @@ def mounts(cfg: EnvConfig) -> list[Mount]:
             if kind == "overlay":
                 upper, work = state.layer(dest)
                 out.append(Mount.overlay(dest, dest, upper, work))
+            elif kind == "upper":
+                binds.append(Mount.bind(state.layer(dest)[0], dest))
             elif kind == "rbind":
                 binds.append(Mount.rbind(dest, dest, readonly=True))
             elif kind == "bind":
