@@ -7,7 +7,7 @@ directory (the top-level symlinks and mount points) and one entry per host direc
 * ``overlay``: the directory with its own writable layer (most of them: /usr, /etc, /home...);
 * ``upper``: an empty host directory (no mount point) whose layer is empty too: the layer itself,
   bound writable. What an overlay of nothing shows, without an overlay's cost (a quarter of the
-  rootless host view's on a machine whose mounts make / , /var and /var/lib skeletons). A file the
+  rootless host view's on a machine whose mounts make /, /var and /var/lib skeletons). A file the
   host adds there changes its listing, so the next start plans it as an overlay;
 * ``skeleton``: a directory with mounts below it, rebuilt child by child (rootless), its own new
   entries landing in the skeleton (so they stay writable and private too);
@@ -56,11 +56,9 @@ def _under(path: str, tree: str) -> bool:
 class Planner:
     """Builds the list of entries for the host view (see the module's docstring)."""
 
-    def __init__(
-        self, rootless: bool, table: list[tuple[str, str]], refused: set[str], state: State | None = None
-    ) -> None:
-        self.rootless = rootless
+    def __init__(self, state: State, rootless: bool, table: list[tuple[str, str]], refused: set[str]) -> None:
         self.state = state  # where the layers are (``upper`` entries need an empty one)
+        self.rootless = rootless
         self.points = {point: fstype for point, fstype in table}
         self.refused = refused  # directories whose overlay the kernel refused when probed
         self.entries: list[dict] = []
@@ -111,7 +109,7 @@ class Planner:
     def _bare(self, path: str) -> bool:
         """Whether ``path`` and its layer are both empty (a layer with files may hold whiteouts,
         which only an overlay hides), and ``path`` is no mount point (its filesystem may fill)."""
-        if self.state is None or path in self.points:
+        if path in self.points:
             return False
         try:
             if os.listdir(path):
@@ -262,7 +260,7 @@ def make_plan(state: State) -> dict:
     refused: set[str] = set()
     for _ in range(6):
         table = mount_table()
-        planner = Planner(rootless, table, refused, state)
+        planner = Planner(state, rootless, table, refused)
         entries = planner.plan()
         build_skeleton(state, entries)
         newly = probe(state, entries) - refused
