@@ -114,11 +114,14 @@ class Planner:
         try:
             if os.listdir(path):
                 return False
+        except OSError:
+            return False  # unreadable (or gone): an overlay shows it as the host does
+        try:
             return not os.listdir(self.state.layer(path)[0])
         except FileNotFoundError:
             return True  # no layer yet
         except OSError:
-            return False  # unreadable: an overlay shows it as the host does
+            return False
 
     def _rbind(self, path: str, why: str) -> None:
         self.entries.append({"kind": "rbind", "dest": path})
