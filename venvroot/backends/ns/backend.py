@@ -355,7 +355,7 @@ class Backend(BaseBackend):
             try:
                 plan = hostview.current_plan(state)
                 fallbacks = plan["fallbacks"]
-                overlays = sum(1 for e in plan["entries"] if e["kind"] in ("overlay", "upper"))
+                overlays = sum(1 for e in plan["entries"] if e["kind"] in hostview.LAYERED)
                 facts["overlaid directories"] = str(overlays)
             except (OSError, ValueError, KeyError) as exc:
                 fallbacks = [f"(cannot plan the host view: {exc})"]

@@ -45,6 +45,9 @@ FILE_SYSTEMS = {
     "ntfs", "ntfs3", "tmpfs", "ramfs", "nfs", "nfs4", "9p", "virtiofs", "squashfs", "iso9660",
     "erofs", "overlay", "bcachefs", "fuseblk", "udf",
 }  # fmt: skip
+# The entry kinds with a writable layer of their own (.venvroot/ns/layers/): the same layer either
+# way, so a plan may turn one into the other.
+LAYERED = ("overlay", "upper")
 MAX_DEPTH = 4  # below this, a directory with submounts is bound read-only
 MAX_CHILDREN = 64  # more entries than this in a directory with submounts: bound read-only
 
@@ -224,7 +227,7 @@ def build_skeleton(state: State, entries: list[dict]) -> None:
             os.chmod(here, stat.S_IMODE(st.st_mode))
             if os.geteuid() == 0:
                 os.chown(here, st.st_uid, st.st_gid)
-        if kind in ("overlay", "upper"):  # the same layer either way: a plan may turn one into the other
+        if kind in LAYERED:
             upper, work = state.layer(dest)
             os.makedirs(work, exist_ok=True)
             if not os.path.isdir(upper):
