@@ -588,6 +588,21 @@ def test_image_without_sh_is_one_clear_line(project: Path) -> None:
         shutil.rmtree(base)
 
 
+def test_shell_gone_from_a_running_container_is_one_clear_line(project: Path, busybox_image: str) -> None:
+    """What an exec meets when it wins the race with a shell-less container's stop: the engine cannot
+    start /bin/sh. Finding a program then says so, never "no such program"."""
+    path = project / "shell-gone"
+    venvroot(str(path), "--backend", "docker", "--image", busybox_image)
+    try:
+        venvroot("run", str(path), "/bin/busybox", "rm", "/bin/sh")
+        linked = venvroot("link", str(path), "ls", check=False)
+        assert linked.returncode == 1
+        assert "cannot start /bin/sh: its image has no /bin/sh, which venvroot's docker" in one_line(linked)
+        assert not (path / "bin" / "ls").exists()
+    finally:
+        venvroot("destroy", str(path), check=False)
+
+
 @pytest.fixture
 def dead_socket() -> Iterator[str]:
     """What a stopped daemon leaves: a socket file nobody listens on."""

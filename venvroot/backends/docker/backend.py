@@ -28,7 +28,7 @@ from ..mapping import UserSpec
 from . import agentpath, baseimage, endpoint, images, layout, mounts, pull, session, transfer
 from .container import ensure_running
 from .engine import Connection, encode, error_message, use
-from .run import Usage, live_sessions
+from .run import Usage, live_sessions, no_shell
 from .transfer import remote_programs, remove_volumes
 
 # The main process without the agent: waits on a stdin that never delivers, leaves on SIGTERM.
@@ -249,7 +249,9 @@ class Backend(BaseBackend):
             return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
 
     def has_program(self, program: str) -> bool:
-        code, _out, _err = self._capture(["/bin/sh", "-c", FIND_PROGRAM, "venvroot", program])
+        code, out, err = self._capture(["/bin/sh", "-c", FIND_PROGRAM, "venvroot", program])
+        if code in (126, 127) and '"/bin/sh"' in out + err:  # the engine could not exec the shell
+            raise VenvrootError(no_shell(self.container))
         return code == 0
 
     def programs_to_link(self) -> list[str]:

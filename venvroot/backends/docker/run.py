@@ -119,13 +119,20 @@ def exec_failure(exc: EngineError, container: str) -> VenvrootError:
     return VenvrootError(_why_not_running(container, run_state))
 
 
+def no_shell(container: str, stopped: bool = False) -> str:
+    """The one line for an image without ``/bin/sh``, however it shows: the container stopping at
+    once, or (when an exec wins the race with that stop) the exec of ``/bin/sh`` failing."""
+    how = "stops at once" if stopped else "cannot start /bin/sh"
+    return (
+        f"the container {container} {how}: its image has no /bin/sh, which venvroot's docker backend "
+        "needs to keep the container running and to find programs; use an image with a shell"
+    )
+
+
 def _why_not_running(container: str, run_state: dict) -> str:
     code = run_state.get("ExitCode")
     if code == 127:
-        return (
-            f"the container {container} stops at once: its image has no /bin/sh, which venvroot's docker "
-            "backend needs to keep the container running; use an image with a shell"
-        )
+        return no_shell(container, stopped=True)
     detail = run_state.get("Error") or f"exit status {code}"
     return f"the container {container} stops right after starting ({detail}); see `docker logs {container}`"
 
