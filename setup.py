@@ -12,7 +12,7 @@ AGENT = "venvroot/backends/docker/agent"
 SOURCES = {
     STARTER: [
         STARTER + ".c",
-        *(f"venvroot/backends/ns/{unit}.c" for unit in ("replay", "shim", "join", "steps")),
+        *(f"venvroot/backends/ns/{unit}.c" for unit in ("replay", "userns", "shim", "join", "steps")),
     ],
     AGENT: [f"{AGENT}.c", f"{AGENT}_serve.c", f"{AGENT}_run.c", f"{AGENT}_msg.c"],
 }

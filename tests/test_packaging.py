@@ -73,6 +73,8 @@ def test_the_wheel_carries_the_compiled_starter_and_the_sdist_its_source(dist: P
             "shim.h",
             "replay.c",
             "replay.h",
+            "userns.c",
+            "userns.h",
             "steps.c",
             "steps.h",
             "join.c",

@@ -45,6 +45,7 @@
 
 #include "replay.h"
 #include "steps.h"
+#include "userns.h"
 
 struct open_how_ {
     uint64_t flags, mode, resolve;
@@ -195,61 +196,6 @@ static int map_ids(const char *inside_uid, const char *inside_gid, uid_t uid, gi
     return r;
 }
 
-/* idmap NEWUIDMAP NEWGIDMAP UIDS GIDS: the user's subordinate ids too. The setuid helpers must run
- * outside the new user namespace, on this process: a helper forked before the unshare runs them
- * when told, as venvroot/ns/idmap.py's Mapper does. UIDS, GIDS: "INSIDE OUTSIDE COUNT ..." */
-/* Start `tool PID LINES...`; its pid, or -1. */
-static pid_t spawn_map(const char *tool, pid_t target, const char *lines) {
-    pid_t p = fork();
-    if (p != 0) return p;
-    char *argv[40], pid[16], buf[512];
-    int n = 0;
-    snprintf(pid, sizeof pid, "%d", (int)target);
-    snprintf(buf, sizeof buf, "%s", lines);
-    argv[n++] = (char *)tool;
-    argv[n++] = pid;
-    for (char *t = strtok(buf, " "); t && n < 39; t = strtok(NULL, " ")) argv[n++] = t;
-    argv[n] = NULL;
-    execv(tool, argv);
-    _exit(127);
-}
-
-static int map_done(pid_t p) {
-    int status;
-    return p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-/* newuidmap and newgidmap at once: two setuid programs' starts, on the cold start's path. */
-static int run_maps(const struct step *m, pid_t target) {
-    pid_t u = spawn_map(m->argv[0], target, m->argv[2]), g = spawn_map(m->argv[1], target, m->argv[3]);
-    int uids = map_done(u), gids = map_done(g); /* both waited for, whatever the first did */
-    return uids && gids ? 0 : -1;
-}
-
-static pid_t start_mapper(const struct step *m, int *tell) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) return -1;
-    pid_t target = getpid(), h = fork();
-    if (h == 0) {
-        char word;
-        close(p[1]);
-        _exit(read(p[0], &word, 1) == 1 && run_maps(m, target) == 0 ? OK : FAILED);
-    }
-    close(p[0]);
-    if (h < 0) close(p[1]);
-    *tell = p[1];
-    return h;
-}
-
-/* Tell the helper to map (`go`) or to leave; 0 once it has mapped. */
-static int finish_mapper(pid_t h, int tell, int go) {
-    int status;
-    if (go && write(tell, "m", 1) != 1) go = 0;
-    close(tell);
-    if (waitpid(h, &status, 0) != h) return -1;
-    return go && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : (errno = EPERM, -1);
-}
-
 /* mount KIND SOURCE DEST OPTIONS FLAGS; FLAGS: r recursive, o read-only, f a file, ? optional */
 static int mount_step(int root, char **a) {
     const char *kind = a[0], *source = a[1], *dest = a[2], *options = a[3], *flags = a[4];
@@ -320,17 +266,11 @@ int build(const char *token) {
     const struct step *ids = NULL, *full = NULL;
     for (int i = 0; i < nsteps; i++) {
         if (is(&steps[i], "userns", 2)) ids = &steps[i];
-        if (is(&steps[i], "idmap", 4)) full = &steps[i];
+        if (is(&steps[i], "idmap", 6)) full = &steps[i];
     }
-    int tell = -1;
-    pid_t mapper = full ? start_mapper(full, &tell) : 0;
-    if (mapper < 0) return fail("cannot fork the id mapper", NULL);
-    if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (ids || full ? CLONE_NEWUSER : 0)) < 0) {
-        int saved = errno;
-        if (full) finish_mapper(mapper, tell, 0);
-        return errno = saved, fail("cannot unshare", NULL);
-    }
-    if (full && finish_mapper(mapper, tell, 1) < 0) return fail("cannot map the subordinate ids", NULL);
+    if (full && enter_mapped(full) < 0) return fail("cannot map the subordinate ids", NULL);
+    if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (ids ? CLONE_NEWUSER : 0)) < 0)
+        return fail("cannot unshare", NULL);
     if (ids && map_ids(ids->argv[0], ids->argv[1], uid, gid) < 0) return fail("cannot map the ids", NULL);
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) return fail("cannot make / a slave", NULL);
     int root = -1;

@@ -14,8 +14,9 @@ Steps, in order (each ``NAME ARG...``; in the file NUL-terminated tokens ``NAME 
 - for the compiled starter alone, what the file is still valid for: ``euid``, ``state``,
   ``check PATH IDENT``, ``bound-trees``/``host-mounts``/``listing`` (the host view), ``needs``
   and ``brain`` (what it execs to watch the session);
-- the tree, for both: ``hidden DIR``; ``userns UID GID`` or ``idmap NEWUIDMAP NEWGIDMAP UIDS GIDS``
-  (rootless); ``pid`` (a PID namespace of its own: Python only); ``root-overlay ROOT OPTIONS`` or
+- the tree, for both: ``hidden DIR``; ``userns UID GID`` or ``idmap NEWUIDMAP NEWGIDMAP UIDS GIDS
+  KEEP IDLE`` (rootless; the compiled starter alone joins the user namespace kept in KEEP);
+  ``pid`` (a PID namespace of its own: Python only); ``root-overlay ROOT OPTIONS`` or
   ``root-bind ROOT``; ``together N`` (the next N mounts on several threads);
   ``mount KIND SOURCE DEST OPTIONS FLAGS``; ``hostname NAME``; ``domainname NAME``;
   ``file NAME TEXT`` (written in DIR once inside).
@@ -37,6 +38,7 @@ from .layout import BRAIN, CFG_SOURCE, State
 STARTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "starter")
 HEADER = "venvroot-start 1"
 DISABLE = "VENVROOT_NO_STARTER"  # set (non-empty) at create: the shims never use the compiled starter
+IDLE = "VENVROOT_USERNS_IDLE"  # seconds a kept user namespace outlives its last process (0: none kept)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,7 +122,22 @@ def _idmap(uid: int | None, gid: int | None) -> tuple[str, ...]:
     found = idmap.plan(os.geteuid() if uid is None else uid, os.getegid() if gid is None else gid)
     if found.tools is None:
         return ("userns", str(found.uids[0][0]), str(found.gids[0][0]))
-    return ("idmap", *found.tools, idmap.text(found.uids), idmap.text(found.gids))
+    uids, gids = idmap.text(found.uids), idmap.text(found.gids)
+    return ("idmap", *found.tools, uids, gids, *_kept(uids, gids))
+
+
+def _kept(uids: str, gids: str) -> tuple[str, str]:
+    """Where the compiled starter keeps the user namespace of these maps for the next starts
+    (userns.c), and how long it outlives its last process: KEEP IDLE, KEEP "" for none kept."""
+    value = os.environ.get(IDLE, "600")
+    if not value.isdigit():
+        raise ChrootError(f"{IDLE}={value}: not a number of seconds; give a whole number (0: keep none)")
+    if value.strip("0") == "":
+        return "", "0"
+    run = os.environ.get("XDG_RUNTIME_DIR", "")
+    mine = run.startswith("/") and os.path.isdir(run) and os.stat(run).st_uid == os.geteuid()
+    base = f"{run}/venvroot" if mine else f"{os.environ.get('TMPDIR') or '/tmp'}/venvroot-{os.geteuid()}"
+    return f"{base}/userns-{uids}_{gids}".replace(" ", "."), str(int(value))
 
 
 def checks(cfg: EnvConfig, state: State) -> Steps:
