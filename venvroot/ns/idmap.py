@@ -5,8 +5,8 @@ Rootless, a process may map only its own uid and gid into a user namespace it ma
 also map the ranges ``/etc/subuid`` and ``/etc/subgid`` give the user, with ``setgroups`` allowed,
 so that root inside can ``chown`` and switch to system users (apt's ``_apt``). They must run
 outside the new namespace on its process, so a helper is forked before the unshare and runs them
-once told (``Mapper``). The compiled starter (starter.c) does the same from the start file's
-``idmap`` step.
+once told (``Mapper``). The compiled starter maps such a namespace once and keeps it for the
+next starts (backends/ns/userns.c, from the start file's ``idmap`` step).
 
 Inside id X (the caller's own, or 0 for ``--user root``) is backed by the caller; every other
 inside id k below COUNT by the subordinate id START+k. Cold start's path: ``os`` and ``pwd`` only.

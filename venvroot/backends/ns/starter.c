@@ -19,6 +19,9 @@
  *        │           hooks; ends K when the env may end
  *        └── waits for K's word, records K as the env's holder under the env's lock, exits
  *
+ * Rootless with subordinate ids, K first joins the user namespace its user's keeper holds, or maps
+ * one and leaves its keeper for the next starts (userns.c): no setuid helper on most cold starts.
+ *
  * K anchors the namespaces: it is what the record names, and what shims join (--join). It
  * ends when the brain closes the pipe it waits on (or is killed by `venvroot` stopping the env).
  * The brain is K's parent, so K is reaped the moment it ends.

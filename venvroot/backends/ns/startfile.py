@@ -137,7 +137,8 @@ def _kept(uids: str, gids: str) -> tuple[str, str]:
     run = os.environ.get("XDG_RUNTIME_DIR", "")
     mine = run.startswith("/") and os.path.isdir(run) and os.stat(run).st_uid == os.geteuid()
     base = f"{run}/venvroot" if mine else f"{os.environ.get('TMPDIR') or '/tmp'}/venvroot-{os.geteuid()}"
-    return f"{base}/userns-{uids}_{gids}".replace(" ", "."), str(int(value))
+    name = f"userns-{uids}_{gids}".replace(" ", ".")
+    return f"{base}/{name}", str(min(int(value), 2**31 - 1))  # the starter's int
 
 
 def checks(cfg: EnvConfig, state: State) -> Steps:
